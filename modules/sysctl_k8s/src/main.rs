@@ -1,0 +1,3 @@
+fn main() {
+    module_runtime::main::<sysctl_k8s::SysctlK8s>()
+}
