@@ -534,8 +534,9 @@ impl<'a, 'p, I: Iterator<Item = &'a Value>> SeqAccess<'a> for Seq<'p, I> {
             Some(value) => {
                 let path = self.path.index(self.index);
                 self.index += 1;
-                seed.deserialize(ValueDeserializer::new(value, path))
+                seed.deserialize(ValueDeserializer::new(value, path.clone()))
                     .map(Some)
+                    .map_err(|e| e.at(&path))
             }
         }
     }
@@ -619,10 +620,11 @@ impl<'a, 'p> MapAccess<'a> for Fields<'a, 'p> {
     }
     fn next_value_seed<V: DeserializeSeed<'a>>(&mut self, seed: V) -> Result<V::Value, ParamError> {
         let value = self.pending.take().unwrap_or(&Value::Null);
-        seed.deserialize(ValueDeserializer::new(
-            value,
-            self.path.key(&self.pending_key),
-        ))
+        // A module's own Deserialize impl may fail after the value was read: the
+        // path is attached here so its message names the param too.
+        let path = self.path.key(&self.pending_key);
+        seed.deserialize(ValueDeserializer::new(value, path.clone()))
+            .map_err(|e| e.at(&path))
     }
 }
 

@@ -157,23 +157,56 @@ impl Module for SysctlK8s {
 
 /// The whole module against a given view of the host.
 pub fn apply(params: &Params, ctx: &mut Context, host: &HostView) -> Result<Outcome> {
+    // Phase 1 reads and checks everything; nothing changes until all of it passed.
     validate(params)?;
-    let wanted_sysctls = desired_sysctls(params);
-
     let facts = gather_facts(host);
     preflight(params, &facts, ctx)?;
+    let missing_modules: Vec<&String> = params
+        .kernel_modules
+        .iter()
+        .filter(|name| !module_present(host, name))
+        .collect();
+    let modprobe = match missing_modules.first() {
+        Some(name) => Some(command::find_executable("modprobe").ok_or_else(|| {
+            ModuleError::failed(format!(
+                "kernel module {name} is not loaded and modprobe is not installed (package kmod); nothing was changed"
+            ))
+        })?),
+        None => None,
+    };
+    let wanted_sysctls = desired_sysctls(params);
+    let br_netfilter_arrives = missing_modules.iter().any(|m| *m == "br_netfilter");
+    let sysctls_before = read_sysctls(&wanted_sysctls, host, br_netfilter_arrives)?;
+    let active_swap = match params.swap {
+        Swap::Keep => Vec::new(),
+        Swap::Off => {
+            active_swaps(&std::fs::read_to_string(host.proc.join("swaps")).unwrap_or_default())
+        }
+    };
+    let swapoff = match active_swap.first() {
+        Some(_) => Some(command::find_executable("swapoff").ok_or_else(|| {
+            ModuleError::failed("swap is active and swapoff is not installed (package util-linux); nothing was changed")
+        })?),
+        None => None,
+    };
 
-    // 1. Kernel modules: live, then persisted.
+    // Phase 2: modules load first (the net.bridge keys exist only then), then sysctls,
+    // then swap; each persisted beside its live change.
     let mut module_states = BTreeMap::new();
     for name in &params.kernel_modules {
-        let present = module_present(host, name);
-        if !present {
-            ctx.record_change(format!("load kernel module {name}"));
-            if !ctx.check_mode() {
-                load_module(name)?;
-            }
+        let state = if missing_modules.contains(&name) {
+            "loaded"
+        } else {
+            "present"
+        };
+        module_states.insert(name.clone(), state);
+    }
+    for name in &missing_modules {
+        ctx.record_change(format!("load kernel module {name}"));
+        if let (Some(modprobe), false) = (&modprobe, ctx.check_mode()) {
+            command::run(&[modprobe.as_os_str(), name.as_ref()])?
+                .check(format!("cannot load kernel module {name}"))?;
         }
-        module_states.insert(name.clone(), if present { "present" } else { "loaded" });
     }
     ctx.ensure_file(
         &params.modules_load_file,
@@ -181,18 +214,23 @@ pub fn apply(params: &Params, ctx: &mut Context, host: &HostView) -> Result<Outc
         &WriteOptions::mode(0o644),
     )?;
 
-    // 2. Sysctls: live (read back), then persisted.
-    let live_before = apply_sysctls(&wanted_sysctls, host, params, ctx)?;
+    set_sysctls(&wanted_sysctls, &sysctls_before, host, ctx)?;
     ctx.ensure_file(
         &params.sysctl_file,
         render_sysctl_file(&wanted_sysctls).as_bytes(),
         &WriteOptions::mode(0o644),
     )?;
 
-    // 3. Swap.
-    let (swap_disabled, fstab_disabled) = match params.swap {
-        Swap::Keep => (Vec::new(), Vec::new()),
-        Swap::Off => disable_swap(host, &params.fstab_path, ctx)?,
+    for area in &active_swap {
+        ctx.record_change(format!("swapoff {area}"));
+        if let (Some(swapoff), false) = (&swapoff, ctx.check_mode()) {
+            command::run(&[swapoff.as_os_str(), area.as_ref()])?
+                .check(format!("cannot turn off swap on {area}"))?;
+        }
+    }
+    let fstab_disabled = match params.swap {
+        Swap::Keep => Vec::new(),
+        Swap::Off => comment_out_fstab_swap(&params.fstab_path, ctx)?,
     };
 
     let msg = if ctx.changed() {
@@ -209,8 +247,8 @@ pub fn apply(params: &Params, ctx: &mut Context, host: &HostView) -> Result<Outc
         .with("facts", &facts)
         .with("kernel_modules", &module_states)
         .with("sysctls", &wanted_sysctls)
-        .with("sysctls_before", &live_before)
-        .with("swap_disabled", &swap_disabled)
+        .with("sysctls_before", &sysctls_before)
+        .with("swap_disabled", &active_swap)
         .with("fstab_entries_disabled", &fstab_disabled))
 }
 
@@ -332,39 +370,22 @@ pub fn module_present(host: &HostView, name: &str) -> bool {
         || (kernel_name == "br_netfilter" && host.proc.join("sys/net/bridge").is_dir())
 }
 
-fn load_module(name: &str) -> Result<()> {
-    let modprobe = command::find_executable("modprobe").ok_or_else(|| {
-        ModuleError::failed(format!(
-            "kernel module {name} is not loaded and modprobe is not installed (package kmod)"
-        ))
-    })?;
-    command::run(&[modprobe.as_os_str(), name.as_ref()])?
-        .check(format!("cannot load kernel module {name}"))?;
-    Ok(())
-}
-
-/// Applies every wanted sysctl through /proc/sys and reads it back; returns the values
-/// found before.
-fn apply_sysctls(
+/// The live value of every wanted sysctl (None: the key does not exist yet). A key that
+/// does not exist fails, unless it is a net.bridge key that br_netfilter brings.
+fn read_sysctls(
     wanted: &BTreeMap<String, String>,
     host: &HostView,
-    params: &Params,
-    ctx: &mut Context,
+    br_netfilter_arrives: bool,
 ) -> Result<BTreeMap<String, Option<String>>> {
-    // Read everything first: an unknown key fails before anything is written.
     let mut before = BTreeMap::new();
     for key in wanted.keys() {
         let path = sysctl_path(host, key);
         let current = match std::fs::read_to_string(&path) {
             Ok(text) => Some(normalise_value(&text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // In check mode a module that would load first may bring the key.
-                let arrives_with_module = ctx.check_mode()
-                    && key.starts_with("net.bridge.")
-                    && params.kernel_modules.iter().any(|m| m == "br_netfilter");
-                if !arrives_with_module {
+                if !(br_netfilter_arrives && key.starts_with("net.bridge.")) {
                     return Err(ModuleError::failed(format!(
-                        "sysctl {key} does not exist on this host ({} is absent): is its kernel module loaded?",
+                        "sysctl {key} does not exist on this host ({} is absent; is its kernel module loaded?); nothing was changed",
                         path.display()
                     )));
                 }
@@ -374,7 +395,16 @@ fn apply_sysctls(
         };
         before.insert(key.clone(), current);
     }
+    Ok(before)
+}
 
+/// Writes each sysctl that differs through /proc/sys and reads it back.
+fn set_sysctls(
+    wanted: &BTreeMap<String, String>,
+    before: &BTreeMap<String, Option<String>>,
+    host: &HostView,
+    ctx: &mut Context,
+) -> Result<()> {
     let mut diff_before = String::new();
     let mut diff_after = String::new();
     for (key, value) in wanted {
@@ -409,7 +439,7 @@ fn apply_sysctls(
             after_header: "sysctl (live)".into(),
         });
     }
-    Ok(before)
+    Ok(())
 }
 
 /// Active swap areas from /proc/swaps (header skipped; the kernel escapes spaces as \040).
@@ -440,34 +470,16 @@ pub fn comment_out_swap(fstab: &str) -> (String, Vec<String>) {
     (out, disabled)
 }
 
-fn disable_swap(
-    host: &HostView,
-    fstab: &Path,
-    ctx: &mut Context,
-) -> Result<(Vec<String>, Vec<String>)> {
-    let swaps_path = host.proc.join("swaps");
-    let active = active_swaps(&std::fs::read_to_string(&swaps_path).unwrap_or_default());
-    for area in &active {
-        ctx.record_change(format!("swapoff {area}"));
-        if !ctx.check_mode() {
-            let swapoff = command::find_executable("swapoff").ok_or_else(|| {
-                ModuleError::failed(
-                    "swap is active and swapoff is not installed (package util-linux)",
-                )
-            })?;
-            command::run(&[swapoff.as_os_str(), area.as_ref()])?
-                .check(format!("cannot turn off swap on {area}"))?;
-        }
+/// Comments out the swap entries of fstab; returns the lines it disabled.
+fn comment_out_fstab_swap(fstab: &Path, ctx: &mut Context) -> Result<Vec<String>> {
+    let Some(text) = module_runtime::read_text_optional(fstab)? else {
+        return Ok(Vec::new());
+    };
+    let (new_text, entries) = comment_out_swap(&text);
+    if !entries.is_empty() {
+        ctx.ensure_file(fstab, new_text.as_bytes(), &WriteOptions::default())?;
     }
-    let mut disabled = Vec::new();
-    if let Some(text) = module_runtime::read_text_optional(fstab)? {
-        let (new_text, entries) = comment_out_swap(&text);
-        if !entries.is_empty() {
-            ctx.ensure_file(fstab, new_text.as_bytes(), &WriteOptions::default())?;
-            disabled = entries;
-        }
-    }
-    Ok((active, disabled))
+    Ok(entries)
 }
 
 pub fn gather_facts(host: &HostView) -> Facts {

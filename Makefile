@@ -1,0 +1,62 @@
+# baremetal.k8s — build, test, lab, bench. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export CACHE ?= $(or $(BAREMETAL_K8S_CACHE),$(HOME)/.cache/baremetal-k8s)
+export BAREMETAL_K8S_CACHE := $(CACHE)
+export CONTAINERS_CONF := $(CURDIR)/tests/podman/containers.conf
+TARGET := x86_64-unknown-linux-gnu
+RELEASE_DIR := target/$(TARGET)/release
+VENV = $(shell scripts/venv.sh --print)
+# The module crates (every workspace member with a src/main.rs); override to build fewer.
+MODULES ?= $(shell scripts/stage-modules.sh --list)
+
+.PHONY: help build modules collection venv images test test-rust test-ansible lint bench lab lab-destroy clean
+
+help:
+	@echo "make lab          build everything and run the main job on the local lab"
+	@echo "make test         run all the tests (Rust, then real ansible-playbook against podman containers)"
+	@echo "make build        static module binaries into plugins/modules, collection tarball into build/"
+	@echo "make bench        benchmarks -> docs/benchmarks.md"
+	@echo "make lab-destroy  remove the lab containers and network"
+
+## Static binaries: glibc with +crt-static. --target keeps the flag off build scripts
+## and proc-macros, which cannot be static.
+modules:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target $(TARGET) $(addprefix -p ,$(MODULES))
+	scripts/stage-modules.sh $(RELEASE_DIR) $(MODULES)
+
+collection: modules venv
+	PATH="$(VENV)/bin:$$PATH" scripts/build-collection.sh
+
+build: collection
+
+venv:
+	@scripts/venv.sh
+
+images:
+	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+test-rust:
+	cargo test --workspace --locked
+
+test-ansible: build images
+	"$(VENV)/bin/python" -m pytest -p no:cacheprovider tests/ansible
+
+test: lint test-rust test-ansible
+
+bench: build images
+	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-ssh openssh-server,kmod
+	"$(VENV)/bin/python" bench/bench.py
+
+lab: build images
+	PATH="$(VENV)/bin:$$PATH" scripts/lab.sh up
+
+lab-destroy:
+	scripts/lab.sh down
+
+clean:
+	rm -rf target plugins/modules build
