@@ -70,10 +70,8 @@ impl Secrets {
             return;
         }
         match value {
-            Value::String(s) => {
-                if self.values.iter().any(|secret| s.contains(secret.as_str())) {
-                    *s = self.mask_str(s);
-                }
+            Value::String(s) if self.values.iter().any(|secret| s.contains(secret.as_str())) => {
+                *s = self.mask_str(s);
             }
             Value::Array(items) => items.iter_mut().for_each(|item| self.mask_value(item)),
             Value::Object(map) => {
