@@ -40,8 +40,11 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+## containerd_config's tests run the real containerd 1.6, 1.7 and 2.x (Debian packages,
+## unpacked into the cache; no daemon is started).
 test-rust:
-	cargo test --workspace --locked
+	tests/containerd/fetch-containerd.sh >/dev/null
+	BAREMETAL_K8S_CONTAINERD_DIR="$(CACHE)/containerd" cargo test --workspace --locked
 
 test-ansible: build images
 	"$(VENV)/bin/python" -m pytest -p no:cacheprovider tests/ansible

@@ -1,0 +1,870 @@
+//! containerd_config: edits /etc/containerd/config.toml in place for every config version
+//! (1, 2, 3), owns the registry `hosts.toml` files, and proves the result with the installed
+//! containerd (`containerd --config TMP config dump` must show the intended values) before
+//! the atomic rename.
+//!
+//! The pure part is [`plan`]: current text + params + what containerd says -> new text,
+//! changed keys, hosts.toml files. [`apply`] adds the host: reading files, running
+//! containerd, writing through the runtime.
+
+pub mod document;
+pub mod registry;
+pub mod schema;
+pub mod verify;
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use module_runtime::{
+    command, find_executable, Context, Module, ModuleError, Outcome, Result, WriteOptions,
+};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use toml_edit::DocumentMut;
+
+use crate::document::Editor;
+use crate::registry::{check_registries, render_hosts_toml, Registry, RegistrySpec};
+use crate::schema::{declared_version, display_path, ContainerdVersion, Layout};
+use crate::verify::{check_dump, DumpFacts, Expectations};
+
+pub const DEFAULT_REGISTRY_CONFIG_PATH: &str = "/etc/containerd/certs.d";
+const CRICTL_HEADER: &str =
+    "# Managed by baremetal.k8s.containerd_config: local edits are overwritten.\n";
+const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
+
+#[derive(Debug)]
+pub struct ContainerdConfig;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    #[serde(default = "default_path", alias = "dest")]
+    pub path: PathBuf,
+    #[serde(default = "default_true")]
+    pub create_default: bool,
+    /// The containerd binary; default: `containerd` from PATH (and the sbin folders).
+    pub containerd_path: Option<PathBuf>,
+    pub systemd_cgroup: Option<bool>,
+    pub sandbox_image: Option<String>,
+    /// Where the hosts.toml folders live; set as the CRI registry `config_path` when given
+    /// or when `registries` is not empty.
+    pub registry_config_path: Option<String>,
+    #[serde(default)]
+    pub registries: Vec<Registry>,
+    #[serde(default)]
+    pub settings: Vec<Setting>,
+    #[serde(default)]
+    pub migrate: bool,
+    #[serde(default)]
+    pub crictl_config: bool,
+    #[serde(default = "default_crictl_path")]
+    pub crictl_config_path: PathBuf,
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn default_path() -> PathBuf {
+    "/etc/containerd/config.toml".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_crictl_path() -> PathBuf {
+    "/etc/crictl.yaml".into()
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    #[default]
+    Present,
+    Absent,
+}
+
+/// The escape hatch: any other key, by its path of table names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Setting {
+    pub path: Vec<String>,
+    pub value: Option<Json>,
+    #[serde(default)]
+    pub state: State,
+}
+
+impl Module for ContainerdConfig {
+    const NAME: &'static str = "containerd_config";
+    const SECRETS: &'static [&'static str] = &["username", "password", "auth"];
+    type Params = Params;
+
+    fn run(params: Params, ctx: &mut Context) -> Result<Outcome> {
+        apply(&params, ctx)
+    }
+}
+
+/// What the module needs from containerd; tests give a stand-in.
+pub trait Containerd {
+    fn version(&self) -> ContainerdVersion;
+    /// `containerd config default`.
+    fn default_config(&self) -> Result<String>;
+    /// `containerd --config FILE config migrate` on `config`.
+    fn migrate(&self, config: &str) -> Result<String>;
+}
+
+/// One settings entry broken into the keys it touches.
+#[derive(Debug, Clone, PartialEq)]
+enum SettingEdit {
+    Set(Vec<String>, Json),
+    /// An empty dict: the table must exist (some plugins are enabled by their table).
+    Table(Vec<String>),
+    Remove(Vec<String>),
+}
+
+impl SettingEdit {
+    fn path(&self) -> &[String] {
+        match self {
+            SettingEdit::Set(p, _) | SettingEdit::Table(p) | SettingEdit::Remove(p) => p,
+        }
+    }
+}
+
+/// The params, checked before anything is read or run.
+#[derive(Debug, Clone)]
+pub struct Inputs {
+    registries: Vec<RegistrySpec>,
+    /// (index in `settings`, edit)
+    settings: Vec<(usize, SettingEdit)>,
+    config_path: Option<String>,
+}
+
+impl Inputs {
+    pub fn check(params: &Params) -> Result<Self> {
+        if let Some(image) = &params.sandbox_image {
+            if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+                return Err(ModuleError::params(format!(
+                    "sandbox_image: '{image}' is not an image reference (e.g. registry.k8s.io/pause:3.10)"
+                )));
+            }
+        }
+        if let Some(dir) = &params.registry_config_path {
+            if !dir.starts_with('/') || dir.contains(':') {
+                return Err(ModuleError::params(format!(
+                    "registry_config_path: '{dir}' must be one absolute folder path"
+                )));
+            }
+        }
+        let registries = check_registries(&params.registries)?;
+        let config_path =
+            (params.registry_config_path.is_some() || !registries.is_empty()).then(|| {
+                params
+                    .registry_config_path
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_REGISTRY_CONFIG_PATH.into())
+            });
+        let mut settings = Vec::new();
+        for (index, setting) in params.settings.iter().enumerate() {
+            let at = format!("settings[{index}]");
+            if setting.path.is_empty() || setting.path.iter().any(String::is_empty) {
+                return Err(ModuleError::params(format!(
+                    "{at}.path must be a non-empty list of key names, e.g. ['plugins', 'io.containerd.grpc.v1.cri', 'max_concurrent_downloads']"
+                )));
+            }
+            match (setting.state, &setting.value) {
+                (State::Absent, _) => {
+                    settings.push((index, SettingEdit::Remove(setting.path.clone())));
+                }
+                (State::Present, None | Some(Json::Null)) => {
+                    return Err(ModuleError::params(format!(
+                        "{at}.value is required unless state is absent"
+                    )));
+                }
+                (State::Present, Some(value)) => {
+                    flatten(&setting.path, value, &mut |edit| {
+                        settings.push((index, edit))
+                    });
+                }
+            }
+        }
+        Ok(Inputs {
+            registries,
+            settings,
+            config_path,
+        })
+    }
+}
+
+/// A dict value sets each of its keys (merging into the table), recursively.
+fn flatten(path: &[String], value: &Json, push: &mut dyn FnMut(SettingEdit)) {
+    match value {
+        Json::Object(map) if map.is_empty() => push(SettingEdit::Table(path.to_vec())),
+        Json::Object(map) => {
+            for (key, child) in map {
+                let mut child_path = path.to_vec();
+                child_path.push(key.clone());
+                flatten(&child_path, child, push);
+            }
+        }
+        other => push(SettingEdit::Set(path.to_vec(), other.clone())),
+    }
+}
+
+/// A hosts.toml the module owns: its content, or None when it must go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostsFile {
+    pub path: PathBuf,
+    pub content: Option<String>,
+    pub mode: u32,
+}
+
+/// Everything the module would do, computed without touching the host.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub config: String,
+    pub config_version: i64,
+    pub changed_keys: Vec<String>,
+    pub migrated: bool,
+    pub hosts_files: Vec<HostsFile>,
+    pub expectations: Expectations,
+    pub warnings: Vec<String>,
+    /// Values derived from credentials (base64 auth) that must be masked.
+    pub secrets: Vec<String>,
+    /// config.toml holds registry credentials (config versions 1 and 2).
+    pub config_holds_credentials: bool,
+}
+
+/// The new config.toml and hosts.toml files for `current` (None: no file).
+pub fn plan(
+    params: &Params,
+    inputs: &Inputs,
+    current: Option<&str>,
+    containerd: &dyn Containerd,
+) -> Result<Plan> {
+    let release = containerd.version();
+    let native = release.native_config_version();
+    let path = params.path.display();
+    let mut warnings = Vec::new();
+
+    let blank = current.map_or(true, |text| text.trim().is_empty());
+    let mut doc = if blank && params.create_default {
+        parse_toml(
+            &containerd.default_config()?,
+            "the output of containerd config default",
+        )?
+    } else if blank {
+        parse_toml(&format!("version = {native}\n"), "a new config")?
+    } else {
+        parse_toml(current.unwrap_or_default(), &path.to_string())?
+    };
+    // A file of comments only has no version yet: give it this containerd's, after the
+    // comments (toml_edit keeps them as the document's trailing text).
+    let mut version_added = false;
+    if doc.as_table().is_empty() {
+        let comments = doc.trailing().as_str().unwrap_or("").to_owned();
+        doc.set_trailing("");
+        let mut key = toml_edit::Key::new("version");
+        key.leaf_decor_mut().set_prefix(comments);
+        key.leaf_decor_mut().set_suffix(" ");
+        let mut value = toml_edit::Value::from(native);
+        value.decor_mut().set_prefix(" ");
+        doc.as_table_mut()
+            .insert_formatted(&key, toml_edit::Item::Value(value));
+        version_added = !blank;
+    }
+
+    let mut version = declared_version(&doc)?;
+    if version == 1 && release.major >= 2 {
+        return Err(ModuleError::failed(format!(
+            "{path} is a version 1 config (no `version` key), which containerd {release} ignores: \
+             convert it to version 2 with containerd 1.x (`containerd config dump`), or remove \
+             the file so the module starts from `containerd config default`"
+        )));
+    }
+    if version >= 3 && release.major < 2 {
+        return Err(ModuleError::failed(format!(
+            "{path} is a version {version} config, which needs containerd 2.0 or later; the \
+             installed containerd is {release}"
+        )));
+    }
+    if version > 3 {
+        let default_version = declared_version(&parse_toml(
+            &containerd.default_config()?,
+            "containerd config default",
+        )?)?;
+        if default_version != version {
+            return Err(ModuleError::failed(format!(
+                "{path} is a version {version} config, unknown to this module and to containerd \
+                 {release} (which writes version {default_version})"
+            )));
+        }
+        warnings.push(format!(
+            "config version {version} is newer than this module knows; its keys are placed as \
+             in version 3 and checked with containerd config dump"
+        ));
+    }
+    let mut migrated = false;
+    if version < 3 && release.major >= 2 {
+        if params.migrate {
+            let migrated_text = containerd.migrate(&doc.to_string())?;
+            doc = parse_toml(&migrated_text, "the output of containerd config migrate")?;
+            version = declared_version(&doc)?;
+            migrated = true;
+        } else {
+            warnings.push(format!(
+                "{path} is a version {version} config: containerd {release} converts it at every \
+                 start; set migrate: true to convert the file once (comments are not kept)"
+            ));
+        }
+    }
+    if version == 1 {
+        warnings.push(format!(
+            "{path} is a version 1 config (deprecated since containerd 1.5, ignored by 2.x)"
+        ));
+    }
+    let layout = Layout::of_version(version)?;
+    let mut editor = Editor::new(doc);
+    // `version` stands for the whole file when it is new, migrated or gets its first version.
+    let mut changed_keys = Vec::new();
+    if migrated || version_added || blank {
+        changed_keys.push("version".to_owned());
+    }
+
+    // The escape hatch first: it may rename the default runtime the options go to.
+    for (index, edit) in &inputs.settings {
+        let at = format!("settings[{index}]");
+        let failed = |e: ModuleError| ModuleError::failed(format!("{at}: {e}"));
+        match edit {
+            SettingEdit::Set(key, json) => {
+                let value = editor
+                    .value_from_json(json)
+                    .map_err(|e| ModuleError::params(format!("{at}.value: {e}")))?;
+                editor.set(key, value).map_err(failed)?;
+            }
+            SettingEdit::Table(key) => {
+                editor.ensure_table(key).map_err(failed)?;
+            }
+            SettingEdit::Remove(key) => {
+                editor.remove(key).map_err(failed)?;
+            }
+        }
+    }
+
+    let runtime = editor
+        .get_str(&layout.default_runtime_name())
+        .unwrap_or("runc")
+        .to_owned();
+    let auth_in_config = layout.credentials_in_config();
+    let mut managed: Vec<(&str, Vec<String>)> = Vec::new();
+    if params.systemd_cgroup.is_some() {
+        managed.push(("systemd_cgroup", layout.systemd_cgroup(&runtime)));
+        if let Some(legacy) = layout.legacy_systemd_cgroup() {
+            managed.push(("systemd_cgroup", legacy));
+        }
+    }
+    if params.sandbox_image.is_some() {
+        managed.push(("sandbox_image", layout.sandbox_image()));
+    }
+    if inputs.config_path.is_some() {
+        managed.push(("registry_config_path", layout.config_path()));
+    }
+    for registry in &inputs.registries {
+        for host in registry.hosts() {
+            let owns =
+                registry.state == State::Absent || registry.credentials().any(|(h, _)| h == host);
+            if owns {
+                managed.push(("registries", layout.registry_auth(host)));
+            }
+        }
+    }
+    for (index, edit) in &inputs.settings {
+        for (option, key) in &managed {
+            if is_prefix(edit.path(), key) || is_prefix(key, edit.path()) {
+                return Err(ModuleError::params(format!(
+                    "settings[{index}].path {} conflicts with the option {option}, which manages \
+                     {}: set it through {option} only",
+                    display_path(edit.path()),
+                    display_path(key)
+                )));
+            }
+        }
+    }
+
+    let mut expectations = Expectations {
+        file_layout: Some(layout),
+        ..Default::default()
+    };
+    if let Some(wanted) = params.systemd_cgroup {
+        editor.set(&layout.systemd_cgroup(&runtime), wanted.into())?;
+        if let Some(legacy) = layout.legacy_systemd_cgroup() {
+            if editor.get(&legacy).and_then(|i| i.as_bool()) == Some(true) {
+                editor.set(&legacy, false.into())?;
+                warnings.push(format!(
+                    "{} was true: containerd refuses it with the io.containerd.runc.v2 runtime, \
+                     so it is now false and SystemdCgroup is set in the runtime options",
+                    display_path(&legacy)
+                ));
+            }
+        }
+        expectations.systemd_cgroup = Some(wanted);
+    }
+    if let Some(image) = &params.sandbox_image {
+        let value = editor.string(image);
+        editor.set(&layout.sandbox_image(), value)?;
+        expectations.sandbox_image = Some(image.clone());
+    }
+    if let Some(dir) = &inputs.config_path {
+        let value = editor.string(dir);
+        editor.set(&layout.config_path(), value)?;
+        expectations.config_path = Some(dir.clone());
+    }
+
+    let mut secrets = Vec::new();
+    let mut hosts_files = Vec::new();
+    let certs_dir = PathBuf::from(
+        inputs
+            .config_path
+            .as_deref()
+            .unwrap_or(DEFAULT_REGISTRY_CONFIG_PATH),
+    );
+    for registry in &inputs.registries {
+        let file = registry.hosts_toml_path(&certs_dir);
+        match registry.state {
+            State::Absent => {
+                for host in registry.hosts() {
+                    editor
+                        .remove_pruning(&layout.registry_auth(host), &layout.registry_configs())?;
+                }
+                hosts_files.push(HostsFile {
+                    path: file,
+                    content: None,
+                    mode: 0o644,
+                });
+            }
+            State::Present => {
+                for (host, credentials) in registry.credentials() {
+                    secrets.push(credentials.to_owned());
+                    let auth = layout.registry_auth(host);
+                    if !auth_in_config {
+                        // Version 3 reads them from hosts.toml; a copy here would linger.
+                        editor.remove_pruning(&auth, &layout.registry_configs())?;
+                        continue;
+                    }
+                    let mut key = auth.clone();
+                    key.push("auth".into());
+                    let value = editor.string(credentials);
+                    editor.set(&key, value)?;
+                    // Username/password/token would win over `auth` in containerd.
+                    for stale in ["username", "password", "identitytoken"] {
+                        let mut key = auth.clone();
+                        key.push(stale.into());
+                        editor.remove(&key)?;
+                    }
+                    expectations
+                        .registry_auths
+                        .push((host.to_owned(), credentials.to_owned()));
+                }
+                let has_header = !auth_in_config && registry.credentials().next().is_some();
+                hosts_files.push(HostsFile {
+                    path: file,
+                    content: Some(render_hosts_toml(registry, !auth_in_config)),
+                    // Credentials in the file: readable by root only.
+                    mode: if has_header { 0o600 } else { 0o644 },
+                });
+            }
+        }
+    }
+
+    for (_, edit) in &inputs.settings {
+        if let SettingEdit::Set(key, json) = edit {
+            if let Ok(value) = editor.value_from_json(json) {
+                expectations.settings.push((key.clone(), value));
+            }
+        }
+    }
+
+    let mut config = editor.render();
+    changed_keys.extend(editor.changed_keys().iter().cloned());
+    if !changed_keys.is_empty() && !config.ends_with('\n') {
+        config.push('\n');
+    }
+    Ok(Plan {
+        config,
+        config_version: version,
+        changed_keys,
+        migrated,
+        hosts_files,
+        warnings,
+        config_holds_credentials: !expectations.registry_auths.is_empty(),
+        expectations,
+        secrets,
+    })
+}
+
+fn is_prefix(prefix: &[String], path: &[String]) -> bool {
+    prefix.len() <= path.len() && path[..prefix.len()] == *prefix
+}
+
+fn parse_toml(text: &str, what: &str) -> Result<DocumentMut> {
+    text.parse::<DocumentMut>().map_err(|e| {
+        ModuleError::failed(format!(
+            "{what} is not valid TOML (nothing was changed): {}",
+            e.to_string().trim()
+        ))
+    })
+}
+
+/// The installed containerd, run on temp copies of the config.
+#[derive(Debug)]
+pub struct Binary {
+    path: PathBuf,
+    version: ContainerdVersion,
+    /// Where temp configs go: the config's own folder when it exists (relative `imports`
+    /// resolve as they will for the real file), else a temp folder.
+    scratch: PathBuf,
+}
+
+impl Binary {
+    pub fn locate(params: &Params, config_exists: bool, scratch: PathBuf) -> Result<Self> {
+        let path = match &params.containerd_path {
+            Some(path) => find_executable(&path.to_string_lossy()).ok_or_else(|| {
+                ModuleError::params(format!(
+                    "containerd_path: {} is not an executable file",
+                    path.display()
+                ))
+            })?,
+            None => find_executable("containerd").ok_or_else(|| {
+                ModuleError::failed(if config_exists {
+                    format!(
+                        "containerd is not installed (not found in PATH), and it is needed to \
+                         validate {}: install containerd first or set containerd_path",
+                        params.path.display()
+                    )
+                } else {
+                    format!(
+                        "containerd is not installed (not found in PATH) and {} does not exist: \
+                         install containerd first or set containerd_path",
+                        params.path.display()
+                    )
+                })
+            })?,
+        };
+        let output = command::run(&[path.as_os_str(), "--version".as_ref()])?
+            .check(format!("{} --version failed", path.display()))?;
+        let version = ContainerdVersion::parse_version_output(&output.stdout).ok_or_else(|| {
+            ModuleError::failed(format!(
+                "cannot read the containerd version from `{} --version`: {}",
+                path.display(),
+                output.stdout.trim()
+            ))
+        })?;
+        Ok(Binary {
+            path,
+            version,
+            scratch,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `containerd --config TEMP ARGS...` on a temp file holding `config`.
+    fn run_on(&self, config: &str, args: &[&str], what: &str) -> Result<String> {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let temp = self.scratch.join(format!(
+            ".containerd_config.{}.{}.toml",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let written = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(config.as_bytes()));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(ModuleError::path_io("write the temp config", &temp, e));
+        }
+        let mut argv = vec![
+            self.path.to_string_lossy().into_owned(),
+            "--config".into(),
+            temp.to_string_lossy().into_owned(),
+        ];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        let result = command::run(&argv);
+        let _ = std::fs::remove_file(&temp);
+        Ok(result?.check(what)?.stdout)
+    }
+
+    /// Runs `config dump` on `config` and checks it shows `expected`.
+    pub fn verify(&self, config: &str, expected: &Expectations) -> Result<DumpFacts> {
+        let dump = self.run_on(
+            config,
+            &["config", "dump"],
+            "containerd rejected the new config (the file was not changed)",
+        )?;
+        check_dump(&dump, expected)
+    }
+}
+
+impl Containerd for Binary {
+    fn version(&self) -> ContainerdVersion {
+        self.version
+    }
+
+    fn default_config(&self) -> Result<String> {
+        let output = command::run(&[self.path.as_os_str(), "config".as_ref(), "default".as_ref()])?
+            .check("containerd config default failed")?;
+        Ok(output.stdout)
+    }
+
+    fn migrate(&self, config: &str) -> Result<String> {
+        self.run_on(
+            config,
+            &["config", "migrate"],
+            "containerd config migrate failed",
+        )
+    }
+}
+
+/// Registers the credentials already in a file as secrets, so the diff of a changed
+/// password never shows the old one.
+fn register_existing_secrets(text: &str, ctx: &mut Context) {
+    if let Ok(doc) = text.parse::<DocumentMut>() {
+        let mut found = Vec::new();
+        document::values_named(
+            doc.as_item(),
+            &["auth", "password", "identitytoken", "authorization"],
+            &mut found,
+        );
+        for value in found {
+            ctx.add_secret(value);
+            if let Some(token) = value.strip_prefix("Basic ") {
+                ctx.add_secret(token);
+            }
+        }
+    }
+}
+
+fn read_config(path: &Path) -> Result<Option<String>> {
+    let Some(state) = module_runtime::read_optional(path)? else {
+        return Ok(None);
+    };
+    String::from_utf8(state.content).map(Some).map_err(|_| {
+        ModuleError::failed(format!(
+            "{} is not UTF-8 text, so it is not a TOML file (nothing was changed)",
+            path.display()
+        ))
+    })
+}
+
+fn render_crictl(address: &str) -> String {
+    let endpoint = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("unix://{address}")
+    };
+    format!(
+        "{CRICTL_HEADER}runtime-endpoint: {endpoint}\nimage-endpoint: {endpoint}\ntimeout: 10\ndebug: false\n"
+    )
+}
+
+/// The whole module on this host.
+pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
+    let inputs = Inputs::check(params)?;
+    let current = read_config(&params.path)?;
+    if let Some(text) = &current {
+        register_existing_secrets(text, ctx);
+        parse_toml(text, &params.path.display().to_string())?;
+    }
+    let certs_dir = PathBuf::from(
+        inputs
+            .config_path
+            .as_deref()
+            .unwrap_or(DEFAULT_REGISTRY_CONFIG_PATH),
+    );
+    for registry in &inputs.registries {
+        if let Some(text) =
+            module_runtime::read_text_optional(&registry.hosts_toml_path(&certs_dir))?
+        {
+            register_existing_secrets(&text, ctx);
+        }
+    }
+
+    let scratch = match params.path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && dir.is_dir() => dir.to_path_buf(),
+        _ => ctx
+            .settings
+            .tmpdir
+            .clone()
+            .filter(|d| d.is_dir())
+            .unwrap_or_else(std::env::temp_dir),
+    };
+    let binary = Binary::locate(params, current.is_some(), scratch)?;
+    let plan = plan(params, &inputs, current.as_deref(), &binary)?;
+    for secret in &plan.secrets {
+        ctx.add_secret(secret);
+    }
+    for warning in &plan.warnings {
+        ctx.warn(warning.clone());
+    }
+    let facts = binary.verify(&plan.config, &plan.expectations)?;
+    for warning in &facts.warnings {
+        ctx.warn(warning.clone());
+    }
+
+    let binary_text = binary.path().to_string_lossy().into_owned();
+    let config_changed = ctx.ensure_file(
+        &params.path,
+        plan.config.as_bytes(),
+        &WriteOptions {
+            backup: params.backup,
+            // Registry credentials in the file: readable by root only.
+            mode: plan.config_holds_credentials.then_some(0o600),
+            ..WriteOptions::default().validate(&[&binary_text, "--config", "%s", "config", "dump"])
+        },
+    )?;
+    // Only the config.toml bytes matter to a running containerd: hosts.toml files are read
+    // at every pull, and attributes alone need no restart.
+    let restart_required = config_changed && current.as_deref() != Some(plan.config.as_str());
+
+    let mut hosts_files = Vec::new();
+    for file in &plan.hosts_files {
+        match &file.content {
+            Some(content) => {
+                ctx.ensure_file(
+                    &file.path,
+                    content.as_bytes(),
+                    &WriteOptions::mode(file.mode),
+                )?;
+                hosts_files.push(file.path.display().to_string());
+            }
+            None => {
+                ctx.ensure_absent(&file.path)?;
+                if let Some(dir) = file.path.parent() {
+                    // The folder goes too when the module's file was all it held.
+                    if !ctx.check_mode()
+                        && std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+                    {
+                        let _ = std::fs::remove_dir(dir);
+                    }
+                }
+            }
+        }
+    }
+
+    if params.crictl_config {
+        let address = facts.grpc_address.as_deref().unwrap_or(DEFAULT_SOCKET);
+        ctx.ensure_file(
+            &params.crictl_config_path,
+            render_crictl(address).as_bytes(),
+            &WriteOptions::mode(0o644),
+        )?;
+    }
+
+    let msg = if ctx.changed() {
+        ctx.changes().join("; ")
+    } else {
+        format!("{} is as requested", params.path.display())
+    };
+    Ok(Outcome::new(msg)
+        .with("config_version", plan.config_version)
+        .with("containerd_version", binary.version().to_string())
+        .with("changed_keys", &plan.changed_keys)
+        .with("restart_required", restart_required)
+        .with("migrated", plan.migrated)
+        .with("hosts_files", hosts_files)
+        .with("changes", ctx.changes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A containerd that writes `default` and reports `version`.
+    struct Stub {
+        version: ContainerdVersion,
+        default: String,
+    }
+
+    impl Containerd for Stub {
+        fn version(&self) -> ContainerdVersion {
+            self.version
+        }
+        fn default_config(&self) -> Result<String> {
+            Ok(self.default.clone())
+        }
+        fn migrate(&self, _: &str) -> Result<String> {
+            Err(ModuleError::failed("no migrate here"))
+        }
+    }
+
+    fn params(json: serde_json::Value) -> Params {
+        let map = json.as_object().cloned().unwrap_or_default();
+        module_runtime::params::from_params::<Params>("containerd_config", &map).expect("params")
+    }
+
+    #[test]
+    fn a_newer_config_version_is_edited_like_version_3_when_containerd_writes_it() {
+        let params = params(serde_json::json!({"systemd_cgroup": true}));
+        let inputs = Inputs::check(&params).expect("inputs");
+        let stub = Stub {
+            version: ContainerdVersion {
+                major: 2,
+                minor: 3,
+                patch: 0,
+            },
+            default: "version = 4\n".into(),
+        };
+        let planned = plan(&params, &inputs, Some("version = 4\n"), &stub).expect("plan");
+        assert_eq!(planned.config_version, 4);
+        assert!(planned.config.contains(
+            "[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.runc.options]"
+        ));
+        assert!(
+            planned.warnings[0].contains("config version 4 is newer"),
+            "{:?}",
+            planned.warnings
+        );
+
+        let older = Stub {
+            version: ContainerdVersion {
+                major: 2,
+                minor: 1,
+                patch: 0,
+            },
+            default: "version = 3\n".into(),
+        };
+        let err = plan(&params, &inputs, Some("version = 4\n"), &older).expect_err("unknown");
+        assert!(err.to_string().contains("which writes version 3"), "{err}");
+    }
+
+    #[test]
+    fn crictl_points_at_the_socket() {
+        assert_eq!(
+            render_crictl("/run/containerd/containerd.sock"),
+            format!("{CRICTL_HEADER}runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\ndebug: false\n")
+        );
+    }
+
+    #[test]
+    fn dict_settings_merge_key_by_key() {
+        let mut edits = Vec::new();
+        let path = vec!["plugins".to_owned()];
+        let value = serde_json::json!({"a": {"b": 1, "c": {}}, "d": [1]});
+        flatten(&path, &value, &mut |e| edits.push(e));
+        assert_eq!(
+            edits,
+            vec![
+                SettingEdit::Set(
+                    vec!["plugins".into(), "a".into(), "b".into()],
+                    serde_json::json!(1)
+                ),
+                SettingEdit::Table(vec!["plugins".into(), "a".into(), "c".into()]),
+                SettingEdit::Set(vec!["plugins".into(), "d".into()], serde_json::json!([1])),
+            ]
+        );
+    }
+}
