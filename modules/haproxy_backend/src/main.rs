@@ -1,0 +1,3 @@
+fn main() {
+    module_runtime::main::<haproxy_backend::HaproxyBackend>()
+}
