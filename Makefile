@@ -10,7 +10,7 @@ VENV = $(shell scripts/venv.sh --print)
 # The module crates (every workspace member with a src/main.rs); override to build fewer.
 MODULES ?= $(shell scripts/stage-modules.sh --list)
 
-.PHONY: help build modules collection venv images test test-rust test-ansible lint bench lab lab-destroy clean
+.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint bench lab lab-destroy clean
 
 help:
 	@echo "make lab          build everything and run the main job on the local lab"
@@ -46,10 +46,15 @@ test-rust:
 	tests/containerd/fetch-containerd.sh >/dev/null
 	BAREMETAL_K8S_CONTAINERD_DIR="$(CACHE)/containerd" cargo test --workspace --locked
 
+## The kubeadm/kubelet stand-in (test support) has tests of its own: the contract it
+## enforces, and an end-to-end init/join across podman containers.
+test-standins: venv images
+	"$(VENV)/bin/python" -m pytest -p no:cacheprovider tests/standins
+
 test-ansible: build images
 	"$(VENV)/bin/python" -m pytest -p no:cacheprovider tests/ansible
 
-test: lint test-rust test-ansible
+test: lint test-rust test-standins test-ansible
 
 bench: build images
 	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-ssh openssh-server,kmod

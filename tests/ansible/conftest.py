@@ -54,11 +54,11 @@ class Host:
         return self.sh(f"test -e {path}", check=False).returncode == 0
 
 
-def start_host(network: str, image: str = IMAGE, hostname: str | None = None) -> Host:
+def start_host(network: str, image: str = IMAGE, hostname: str | None = None, extra_args: tuple[str, ...] = ()) -> Host:
     name = f"bmk8s-test-{uuid.uuid4().hex[:8]}"
     podman(
         "run", "-d", "--name", name, "--hostname", hostname or name, "--network", network,
-        "--privileged", "--label", "baremetal.k8s.test=1", image,
+        "--privileged", "--label", "baremetal.k8s.test=1", *extra_args, image,
     )
     host = Host(name, network)
     deadline = time.monotonic() + 60
@@ -70,6 +70,12 @@ def start_host(network: str, image: str = IMAGE, hostname: str | None = None) ->
     logs = podman("logs", name, check=False).stdout[-2000:]
     podman("rm", "-f", name, check=False)
     raise RuntimeError(f"{name}: systemd did not come up in 60 s (state {state!r})\n{logs}")
+
+
+def build_image(suite: str, image: str, packages: str = "") -> str:
+    """A debootstrap image (cached under BAREMETAL_K8S_CACHE; seconds once built)."""
+    subprocess.run([str(REPO / "tests/images/build-image.sh"), suite, image, packages], check=True, timeout=900)
+    return image
 
 
 @pytest.fixture(scope="session")

@@ -149,6 +149,10 @@ impl Desired {
             &format!("http-check send meth GET uri {}", self.check_uri),
         );
         line(out, "http-check expect status 200");
+        // A connection to an apiserver that just died fails before the checks mark it
+        // DOWN: try again, on another server for the last attempt.
+        line(out, "option redispatch");
+        line(out, "retries 3");
         line(out, &format!("timeout connect {}", self.timeout_connect));
         line(out, &format!("timeout server {}", self.timeout_server));
         line(out, &format!("timeout check {}", self.timeout_check));

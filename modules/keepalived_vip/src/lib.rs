@@ -152,6 +152,10 @@ pub struct Resolved {
     pub initial_state: &'static str,
     pub nopreempt: bool,
     pub unicast_peers: Vec<IpAddr>,
+    /// This host's own address as the source of unicast adverts. Without it keepalived
+    /// sends IPv6 adverts from the link-local address, which the peers do not list, so
+    /// every node would stay MASTER.
+    pub unicast_src_ip: Option<IpAddr>,
 }
 
 /// The whole module against a given view of the host.
@@ -608,6 +612,17 @@ pub fn resolve(params: &Params, host: &HostView, ctx: &mut Context) -> Result<Re
                 .join(", ")
         ));
     }
+    // The address this host is listed under, else its address in the VIP's subnet.
+    let unicast_src_ip = if unicast_peers.is_empty() {
+        None
+    } else {
+        own.first().copied().or_else(|| {
+            host.addresses
+                .iter()
+                .map(|a| a.address.address)
+                .find(|a| *a != vip.address && vip.contains(*a))
+        })
+    };
     Ok(Resolved {
         vip,
         interface,
@@ -616,6 +631,7 @@ pub fn resolve(params: &Params, host: &HostView, ctx: &mut Context) -> Result<Re
         initial_state,
         nopreempt,
         unicast_peers,
+        unicast_src_ip,
     })
 }
 

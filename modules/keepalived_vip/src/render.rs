@@ -47,6 +47,9 @@ pub fn instance(params: &Params, resolved: &Resolved) -> String {
             "    authentication {{\n        auth_type PASS\n        auth_pass \"{pass}\"\n    }}"
         );
     }
+    if let Some(source) = resolved.unicast_src_ip {
+        let _ = writeln!(out, "    unicast_src_ip {source}");
+    }
     if !resolved.unicast_peers.is_empty() {
         let _ = writeln!(out, "    unicast_peer {{");
         for peer in &resolved.unicast_peers {

@@ -172,6 +172,7 @@ fn setup() -> Setup {
         initial_state: "BACKUP",
         nopreempt: true,
         unicast_peers: vec!["192.168.0.62".parse::<IpAddr>().expect("ip")],
+        unicast_src_ip: Some("192.168.0.61".parse::<IpAddr>().expect("ip")),
     };
     let blocks = ManagedBlocks {
         instance: render::instance(&params, &resolved),

@@ -203,17 +203,17 @@ pub fn set_attributes(path: &Path, attributes: Attributes) -> Result<()> {
 
 fn run_validate(template: &[String], temp: &Path, target: &Path) -> Result<()> {
     let temp_text = temp.to_string_lossy();
+    let target_text = target.to_string_lossy();
     let argv: Vec<String> = template
         .iter()
         .map(|arg| arg.replace("%s", &temp_text))
         .collect();
-    command::run(&argv)?.check(format!(
-        "validation of the new {} failed: {} rejected it, the file was not changed",
-        target.display(),
-        template
-            .first()
-            .map(String::as_str)
-            .unwrap_or("the validator")
+    let mut output = command::run(&argv)?;
+    // The validator names the temp file; the user knows the file by its real name.
+    output.stdout = output.stdout.replace(temp_text.as_ref(), &target_text);
+    output.stderr = output.stderr.replace(temp_text.as_ref(), &target_text);
+    output.check(format!(
+        "validation of the new {target_text} failed, the file was not changed"
     ))?;
     Ok(())
 }

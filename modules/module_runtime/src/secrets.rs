@@ -1,6 +1,6 @@
 //! Secrets: values of the params a module declares secret (at any depth, so a
-//! `password` inside a list of registries counts), plus values the module finds at run
-//! time. Every string of the result is scrubbed of them before it is printed.
+//! `password` inside a list of registries counts; names match keys case-insensitively),
+//! plus values the module finds at run time. Every string of the result is scrubbed of them before it is printed.
 
 use serde_json::{Map, Value};
 
@@ -23,7 +23,7 @@ impl Secrets {
     }
 
     fn collect(&mut self, key: &str, value: &Value, names: &[&str]) {
-        let secret = names.contains(&key);
+        let secret = is_secret_name(key, names);
         match value {
             Value::Object(map) => {
                 for (k, v) in map {
@@ -86,6 +86,12 @@ impl Secrets {
     }
 }
 
+/// Secret names match keys case-insensitively: `Authorization` in a headers dict is the
+/// same secret as `authorization`.
+fn is_secret_name(key: &str, names: &[&str]) -> bool {
+    names.iter().any(|name| name.eq_ignore_ascii_case(key))
+}
+
 /// The params as Ansible shows them in `invocation.module_args`: secret keys replaced
 /// whole, at any depth.
 pub fn mask_params(params: &Map<String, Value>, names: &[&str]) -> Map<String, Value> {
@@ -98,7 +104,7 @@ pub fn mask_params(params: &Map<String, Value>, names: &[&str]) -> Map<String, V
 fn mask_param(key: &str, value: &Value, names: &[&str]) -> Value {
     match value {
         Value::Null => Value::Null,
-        _ if names.contains(&key) => match value {
+        _ if is_secret_name(key, names) => match value {
             Value::Array(items) => {
                 Value::Array(items.iter().map(|_| NO_LOG_PLACEHOLDER.into()).collect())
             }
@@ -112,5 +118,36 @@ fn mask_param(key: &str, value: &Value, names: &[&str]) -> Value {
                 .collect(),
         ),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn secret_names_match_at_any_depth_and_any_case() {
+        let params = json!({
+            "registries": [{"name": "r", "headers": {"Authorization": "Bearer tok3n"}, "password": "pw"}],
+            "user": "plain",
+        });
+        let map = params.as_object().expect("object");
+        let names = ["authorization", "password"];
+        let masked = mask_params(map, &names);
+        assert_eq!(
+            masked["registries"][0]["headers"]["Authorization"],
+            json!(NO_LOG_PLACEHOLDER)
+        );
+        assert_eq!(
+            masked["registries"][0]["password"],
+            json!(NO_LOG_PLACEHOLDER)
+        );
+        assert_eq!(masked["user"], json!("plain"));
+        let secrets = Secrets::from_params(map, &names);
+        assert_eq!(
+            secrets.mask_str("Bearer tok3n and pw"),
+            "******** and ********"
+        );
     }
 }
