@@ -57,7 +57,7 @@ test-ansible: build images
 test: lint test-rust test-standins test-ansible
 
 bench: build images
-	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-ssh openssh-server,kmod
+	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-ssh openssh-server,kmod,sudo
 	"$(VENV)/bin/python" bench/bench.py
 
 lab: build images

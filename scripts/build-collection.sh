@@ -12,7 +12,9 @@ mkdir -p "$stage/plugins" "$stage/meta" "$stage/roles" "$stage/playbooks"
 cp galaxy.yml README.md LICENSE "$stage/"
 cp meta/runtime.yml "$stage/meta/"
 cp -r plugins/modules "$stage/plugins/modules"
-[ -d plugins/action ] && cp -r plugins/action "$stage/plugins/action"
+for plugin_dir in action plugin_utils; do
+  [ -d "plugins/$plugin_dir" ] && cp -r "plugins/$plugin_dir" "$stage/plugins/$plugin_dir"
+done
 # Galaxy accepts only ^[a-z][a-z0-9_]*$ as role names; the repository keeps the names
 # users know from the seed material.
 declare -A role_names=([K8sHost]=k8s_host [K8sAdminHost]=k8s_admin_host [HA-LoadBalancing]=ha_loadbalancing)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,8 @@ class Host:
 
     name: str
     network: str
+    # Inventory variables; by default the host is reached with podman exec.
+    inventory_vars: dict[str, str] | None = None
 
     def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
         return podman("exec", self.name, "sh", "-c", script, check=check)
@@ -123,6 +126,10 @@ def ansible_env(extra: dict | None = None) -> dict:
             "PATH": f"{BIN}:{env.get('PATH', '')}",
             "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
             "ANSIBLE_LIBRARY": f"{REPO / 'plugins/modules'}:{REPO / 'build/test-modules'}",
+            "ANSIBLE_ACTION_PLUGINS": f"{REPO / 'plugins/action'}:{REPO / 'tests/ansible/action_plugins'}",
+            # Ansible's own local state (temp files, ssh control sockets) stays in build/.
+            "ANSIBLE_HOME": str(REPO / "build/ansible-home"),
+            "ANSIBLE_LOCAL_TEMP": str(REPO / "build/ansible-home/tmp"),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
         }
@@ -145,10 +152,14 @@ def run_playbook(
 ) -> PlaybookRun:
     """Runs `tasks` on `hosts` (inventory name -> container) through ansible-playbook."""
     inventory = tmp_path / f"inventory-{uuid.uuid4().hex[:6]}.ini"
+    def host_vars(host: Host) -> dict[str, str]:
+        return host.inventory_vars or {"ansible_connection": "containers.podman.podman", "ansible_host": host.name}
+
     inventory.write_text(
         "".join(
-            f"{alias} ansible_connection=containers.podman.podman ansible_host={host.name} "
-            f"ansible_python_interpreter=/usr/bin/python3\n"
+            f"{alias} "
+            + " ".join(f"{key}={shlex.quote(value)}" for key, value in host_vars(host).items())
+            + " ansible_python_interpreter=/usr/bin/python3\n"
             for alias, host in hosts.items()
         )
     )

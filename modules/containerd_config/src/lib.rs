@@ -26,7 +26,9 @@ use serde_json::Value as Json;
 use toml_edit::DocumentMut;
 
 use crate::document::Editor;
-use crate::registry::{check_registries, render_hosts_toml, Registry, RegistrySpec};
+use crate::registry::{
+    authorization_secrets, check_registries, render_hosts_toml, Registry, RegistrySpec,
+};
 use crate::schema::{declared_version, display_path, ContainerdVersion, Layout};
 use crate::verify::{check_dump, DumpFacts, Expectations};
 
@@ -96,7 +98,11 @@ pub struct Setting {
 
 impl Module for ContainerdConfig {
     const NAME: &'static str = "containerd_config";
-    const SECRETS: &'static [&'static str] = &["username", "password", "auth"];
+    // Not `username`: every occurrence of a user name in the output (a registry path like
+    // certs.d/registry.k8s.io) would be masked. The credentials derived from it are
+    // registered at run time (Inputs::secrets). `authorization` is a header name, so the
+    // runtime matches it in any case (HTTP header names are case-insensitive).
+    const SECRETS: &'static [&'static str] = &["password", "auth", "authorization"];
     type Params = Params;
 
     fn run(params: Params, ctx: &mut Context) -> Result<Outcome> {
@@ -193,6 +199,19 @@ impl Inputs {
             config_path,
         })
     }
+
+    /// Every value derived from the params that must never reach the output, in the
+    /// forms the module writes them: base64 `user:password` and Authorization header values.
+    pub fn secrets(&self) -> Vec<String> {
+        let mut secrets = Vec::new();
+        for registry in &self.registries {
+            secrets.extend(registry.credentials().map(|(_, auth)| auth.to_owned()));
+            for value in registry.authorization_values() {
+                secrets.extend(authorization_secrets(value));
+            }
+        }
+        secrets
+    }
 }
 
 /// A dict value sets each of its keys (merging into the table), recursively.
@@ -228,8 +247,6 @@ pub struct Plan {
     pub hosts_files: Vec<HostsFile>,
     pub expectations: Expectations,
     pub warnings: Vec<String>,
-    /// Values derived from credentials (base64 auth) that must be masked.
-    pub secrets: Vec<String>,
     /// config.toml holds registry credentials (config versions 1 and 2).
     pub config_holds_credentials: bool,
 }
@@ -419,7 +436,6 @@ pub fn plan(
         expectations.config_path = Some(dir.clone());
     }
 
-    let mut secrets = Vec::new();
     let mut hosts_files = Vec::new();
     let certs_dir = PathBuf::from(
         inputs
@@ -443,7 +459,6 @@ pub fn plan(
             }
             State::Present => {
                 for (host, credentials) in registry.credentials() {
-                    secrets.push(credentials.to_owned());
                     let auth = layout.registry_auth(host);
                     if !auth_in_config {
                         // Version 3 reads them from hosts.toml; a copy here would linger.
@@ -464,12 +479,15 @@ pub fn plan(
                         .registry_auths
                         .push((host.to_owned(), credentials.to_owned()));
                 }
-                let has_header = !auth_in_config && registry.credentials().next().is_some();
+                let holds_authorization = (!auth_in_config
+                    && registry.credentials().next().is_some())
+                    || registry.authorization_values().next().is_some();
                 hosts_files.push(HostsFile {
                     path: file,
                     content: Some(render_hosts_toml(registry, !auth_in_config)),
-                    // Credentials in the file: readable by root only.
-                    mode: if has_header { 0o600 } else { 0o644 },
+                    // An Authorization header (given, or made of credentials): readable by
+                    // root only.
+                    mode: if holds_authorization { 0o600 } else { 0o644 },
                 });
             }
         }
@@ -497,7 +515,6 @@ pub fn plan(
         warnings,
         config_holds_credentials: !expectations.registry_auths.is_empty(),
         expectations,
-        secrets,
     })
 }
 
@@ -630,20 +647,22 @@ impl Containerd for Binary {
 }
 
 /// Registers the credentials already in a file as secrets, so the diff of a changed
-/// password never shows the old one.
+/// password or token never shows the old one.
 fn register_existing_secrets(text: &str, ctx: &mut Context) {
     if let Ok(doc) = text.parse::<DocumentMut>() {
         let mut found = Vec::new();
         document::values_named(
             doc.as_item(),
-            &["auth", "password", "identitytoken", "authorization"],
+            &["auth", "password", "identitytoken"],
             &mut found,
         );
         for value in found {
             ctx.add_secret(value);
-            if let Some(token) = value.strip_prefix("Basic ") {
-                ctx.add_secret(token);
-            }
+        }
+        let mut headers = Vec::new();
+        document::values_named(doc.as_item(), &["authorization"], &mut headers);
+        for secret in headers.into_iter().flat_map(authorization_secrets) {
+            ctx.add_secret(&secret);
         }
     }
 }
@@ -674,6 +693,10 @@ fn render_crictl(address: &str) -> String {
 /// The whole module on this host.
 pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
     let inputs = Inputs::check(params)?;
+    // Before anything is rendered, recorded or returned.
+    for secret in inputs.secrets() {
+        ctx.add_secret(&secret);
+    }
     let current = read_config(&params.path)?;
     if let Some(text) = &current {
         register_existing_secrets(text, ctx);
@@ -704,9 +727,6 @@ pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
     };
     let binary = Binary::locate(params, current.is_some(), scratch)?;
     let plan = plan(params, &inputs, current.as_deref(), &binary)?;
-    for secret in &plan.secrets {
-        ctx.add_secret(secret);
-    }
     for warning in &plan.warnings {
         ctx.warn(warning.clone());
     }

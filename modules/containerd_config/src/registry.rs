@@ -103,6 +103,48 @@ pub struct HostSpec {
     pub credentials: Option<String>,
 }
 
+impl HostSpec {
+    /// The values of its `Authorization` header (any spelling of the name): credentials,
+    /// as secret as a password.
+    pub fn authorization_values(&self) -> impl Iterator<Item = &str> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| is_authorization(name))
+            .flat_map(|(_, value)| match value {
+                HeaderValue::One(v) => std::slice::from_ref(v).iter(),
+                HeaderValue::Many(vs) => vs.iter(),
+            })
+            .map(String::as_str)
+    }
+}
+
+/// HTTP header names are case-insensitive.
+pub fn is_authorization(header_name: &str) -> bool {
+    header_name.eq_ignore_ascii_case("authorization")
+}
+
+/// What to mask for one `Authorization` value: the value, the credentials after its
+/// scheme (`Bearer TOKEN`: `TOKEN`), and each as hosts.toml spells it (TOML escapes), which
+/// is what a diff shows.
+pub fn authorization_secrets(value: &str) -> Vec<String> {
+    let mut plain = vec![value.to_owned()];
+    if let Some((_scheme, credentials)) = value.trim().split_once(char::is_whitespace) {
+        let credentials = credentials.trim();
+        if !credentials.is_empty() {
+            plain.push(credentials.to_owned());
+        }
+    }
+    let mut secrets = plain.clone();
+    for text in &plain {
+        let quoted = quote(text);
+        let escaped = &quoted[1..quoted.len() - 1];
+        if escaped != text {
+            secrets.push(escaped.to_owned());
+        }
+    }
+    secrets
+}
+
 /// A registry as checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySpec {
@@ -124,6 +166,14 @@ impl RegistrySpec {
             .iter()
             .chain(self.mirrors.iter())
             .filter_map(|h| h.credentials.as_deref().map(|c| (h.host.as_str(), c)))
+    }
+
+    /// The `Authorization` header values of the server and the mirrors.
+    pub fn authorization_values(&self) -> impl Iterator<Item = &str> {
+        self.server
+            .iter()
+            .chain(self.mirrors.iter())
+            .flat_map(HostSpec::authorization_values)
     }
 
     /// Every host of this registry (server and mirrors).
@@ -263,12 +313,7 @@ fn check_host(url_param: &str, url: &str, options: HostOptions<'_>, at: &str) ->
         }
     }
     let credentials = credentials(at, options.username, options.password, options.auth)?;
-    if credentials.is_some()
-        && options
-            .headers
-            .keys()
-            .any(|h| h.eq_ignore_ascii_case("authorization"))
-    {
+    if credentials.is_some() && options.headers.keys().any(|name| is_authorization(name)) {
         return Err(ModuleError::params(format!(
             "{at}: give either username/password (or auth) or an Authorization header, not both"
         )));

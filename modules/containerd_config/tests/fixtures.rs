@@ -1,7 +1,8 @@
 //! Fixture tests: tests/fixtures/CASE/
 //!   in           the config.toml before (absent: no file; empty: an empty file)
 //!   args.json    {"containerd": "1.7.24", "params": {...}, "changed_keys": [...],
-//!                 "warnings": ["substring", ...]}
+//!                 "warnings": ["substring", ...], "hosts_modes": {"REGISTRY": "600", ...}}
+//!                (hosts_modes, optional: the mode each listed hosts.toml is written with)
 //!   out          the config.toml after
 //!   hosts/NAME/hosts.toml   the hosts.toml files the module writes (relative to
 //!                registry_config_path); a registry with state absent has none
@@ -29,6 +30,7 @@ struct Fixture {
     version: ContainerdVersion,
     changed_keys: Vec<String>,
     warnings: Vec<String>,
+    hosts_modes: BTreeMap<String, String>,
 }
 
 /// containerd as the fixtures know it: its version and its captured `config default`.
@@ -85,6 +87,17 @@ fn load(dir: &Path) -> Fixture {
         version,
         changed_keys: strings("changed_keys"),
         warnings: strings("warnings"),
+        hosts_modes: args["hosts_modes"]
+            .as_object()
+            .map(|modes| {
+                modes
+                    .iter()
+                    .map(|(registry, mode)| {
+                        (registry.clone(), mode.as_str().expect("mode").to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -176,6 +189,20 @@ fn every_fixture_renders_its_out_and_a_second_run_changes_nothing() {
         }
         if hosts != read_tree(&fixture.dir.join("hosts")) {
             failures.push(format!("{name}: hosts.toml files differ: {hosts:#?}"));
+        }
+        for (registry, mode) in &fixture.hosts_modes {
+            let file = certs.join(registry).join("hosts.toml");
+            let planned_mode = planned
+                .hosts_files
+                .iter()
+                .find(|f| f.path == file)
+                .map(|f| format!("{:o}", f.mode));
+            if planned_mode.as_deref() != Some(mode.as_str()) {
+                failures.push(format!(
+                    "{name}: {} mode {planned_mode:?}, expected {mode}",
+                    file.display()
+                ));
+            }
         }
         if planned.changed_keys != fixture.changed_keys {
             failures.push(format!(

@@ -1,0 +1,207 @@
+# -*- coding: utf-8 -*-
+# Copyright: baremetal.k8s developers
+# Apache License 2.0 (see LICENSE)
+"""The fast path for the collection's static binary modules.
+
+Ansible runs a binary module the slow way on every task: make a remote temp dir, upload
+the whole binary and an args file, chmod, run, clean up -- several round trips and the
+binary's bytes each time (binary modules cannot pipeline). This action base keeps the
+binary in a content-addressed cache on the target,
+
+    $HOME/.cache/baremetal_k8s/<sha256>/<module name>     (folder 0700)
+
+of the user the module runs as (after become), uploads it only when that hash is absent
+there, and runs it in one round trip with the args JSON on standard input (`NAME -`), so
+no args file -- and no secret in one -- is ever left on the target.
+
+Trust model: the cache is private to the user the module runs as. Before each run the
+target-side script checks that the cache folder and the binary are owned by that user
+and writable by nobody else, and refuses to run them otherwise; a binary enters the
+cache only through a temp file in the same folder whose sha256 was checked against the
+controller's copy. Anyone who can write there is already that user (or root).
+
+Where the fast path cannot work the module runs through Ansible's standard path, with
+the same result: async tasks, connections without pipelining, non-POSIX shells, a cache
+that cannot be written or is mounted noexec, or a cached file with a wrong owner or mode
+(with a warning).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+
+from ansible.module_utils.common.text.converters import to_text
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible.utils.vars import merge_hash
+from ansible.vars.clean import remove_internal_keys
+
+display = Display()
+
+CACHE_ROOT = ".cache/baremetal_k8s"
+
+# Exit codes of the target-side script (the module itself exits 0 or 1).
+MISSING = 90  # the hash is not cached yet: upload it
+UNSAFE = 91  # wrong owner or mode: refuse to run it
+UNUSABLE = 92  # cache folder cannot be created or used
+UPLOAD_CHECK_FAILED = 93  # the uploaded bytes do not match the hash
+NOT_EXECUTABLE = 126  # exec failed: noexec mount or similar
+
+# Run the cached binary with the args on stdin, after checking the cache is private.
+RUN_SCRIPT = r"""
+umask 077
+dir="$HOME/%(root)s/%(digest)s"; bin="$dir/%(name)s"
+[ -f "$bin" ] || exit %(missing)d
+uid=$(id -u) || exit %(unusable)d
+private() {
+  set -- $(stat -c '%%u %%a' "$1" 2>/dev/null) || return 1
+  [ "$1" = "$uid" ] || return 1
+  case "$2" in *[2367]? | *[2367]) return 1 ;; esac
+}
+private "$dir" && private "$bin" || exit %(unsafe)d
+exec "$bin" -
+"""
+
+# Store the binary (on stdin) under its hash: temp file in the same folder, checksum, rename.
+UPLOAD_SCRIPT = r"""
+umask 077
+dir="$HOME/%(root)s/%(digest)s"
+mkdir -p "$dir" 2>/dev/null && chmod 0700 "$HOME/%(root)s" "$dir" || exit %(unusable)d
+tmp=$(mktemp "$dir/.upload.XXXXXX") || exit %(unusable)d
+cat > "$tmp" || { rm -f "$tmp"; exit %(unusable)d; }
+sum=$(sha256sum "$tmp" 2>/dev/null || openssl dgst -sha256 -r "$tmp" 2>/dev/null)
+case "$sum" in
+  %(digest)s*) chmod 0700 "$tmp" && mv -f "$tmp" "$dir/%(name)s" || exit %(unusable)d ;;
+  *) rm -f "$tmp"; exit %(upload_check_failed)d ;;
+esac
+"""
+
+_digests: dict[tuple[str, float, int], str] = {}
+
+
+def _digest(path: str) -> str:
+    """sha256 of the module binary, memoised per (path, mtime, size) for the run."""
+    stat = os.stat(path)
+    key = (path, stat.st_mtime, stat.st_size)
+    if key not in _digests:
+        sha = hashlib.sha256()
+        with open(path, "rb") as binary:
+            for chunk in iter(lambda: binary.read(1 << 20), b""):
+                sha.update(chunk)
+        _digests[key] = sha.hexdigest()
+    return _digests[key]
+
+
+class BinaryModuleAction(ActionBase):
+    """Action plugin base for a static binary module of this collection."""
+
+    _supports_check_mode = True
+    _supports_async = True  # through the standard path
+    _fallback_reason = ""
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super().run(tmp, task_vars)
+        why_not = self._fast_path_unavailable()
+        if why_not is None:
+            fast = self._run_fast(task_vars)
+            if fast is not None:
+                return merge_hash(result, fast)
+            why_not = self._fallback_reason
+        display.vvv(f"baremetal.k8s fast path: not used for {self._task.action} ({why_not}); standard path")
+        # What ansible.builtin.normal does.
+        wrap_async = self._task.async_val and not self._connection.has_native_async
+        result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _fast_path_unavailable(self) -> str | None:
+        if self._task.async_val:
+            return "async task"
+        if not getattr(self._connection, "has_pipelining", False):
+            return f"the {self._connection.transport} connection cannot pipeline"
+        if getattr(self._connection._shell, "SHELL_FAMILY", "") != "sh":
+            return "not a POSIX shell"
+        return None
+
+    def _run_fast(self, task_vars) -> dict | None:
+        """Runs the module through the cache; None means: use the standard path."""
+        module_name = self._task.action
+        module_args = dict(self._task.args)
+        self._update_module_args(module_name, module_args, task_vars)
+        built = self._configure_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
+        # ansible-core 2.19 returns (_BuiltModule, path); 2.15-2.18 (style, shebang, data, path).
+        if len(built) == 2:
+            bits, module_path = built
+            style, profile = bits.module_style, bits.serialization_profile
+        else:
+            style, _, _, module_path = built
+            profile = None
+        if style != "binary":
+            self._fallback_reason = f"{module_path} is not a binary module"
+            return None
+
+        names = {
+            "root": CACHE_ROOT,
+            "digest": _digest(module_path),
+            "name": os.path.basename(module_path),
+            "missing": MISSING,
+            "unsafe": UNSAFE,
+            "unusable": UNUSABLE,
+            "upload_check_failed": UPLOAD_CHECK_FAILED,
+        }
+        env = self._compute_environment_string()
+        run_cmd = f"{env} /bin/sh -c {shlex.quote(RUN_SCRIPT % names)}".strip()
+        args_json = _encode_args(module_args, profile)
+
+        res = self._low_level_execute_command(run_cmd, sudoable=True, in_data=args_json)
+        if res["rc"] == MISSING:
+            upload_cmd = f"/bin/sh -c {shlex.quote(UPLOAD_SCRIPT % names)}"
+            with open(module_path, "rb") as binary:
+                uploaded = self._low_level_execute_command(upload_cmd, sudoable=True, in_data=binary.read())
+            if uploaded["rc"] != 0:
+                self._fallback_reason = f"cannot store the binary in the cache (rc={uploaded['rc']}: {to_text(uploaded.get('stderr', '')).strip()})"
+                return None
+            display.vvv(f"baremetal.k8s fast path: stored {names['name']} {names['digest'][:12]} in the cache")
+            res = self._low_level_execute_command(run_cmd, sudoable=True, in_data=args_json)
+        if res["rc"] == UNSAFE:
+            self._display.warning(
+                f"baremetal.k8s: the cached {names['name']} ({CACHE_ROOT}/{names['digest'][:12]}...) is not private to "
+                "the user it runs as (owner or mode); not running it. Remove that folder to let it be re-created."
+            )
+            self._fallback_reason = "cached file has a wrong owner or mode"
+            return None
+        if res["rc"] in (MISSING, UNUSABLE, NOT_EXECUTABLE, 127) and not _looks_like_json(res.get("stdout", "")):
+            self._fallback_reason = f"cache not usable (rc={res['rc']}: {to_text(res.get('stderr', '')).strip()[:200]})"
+            return None
+        display.vvv(f"baremetal.k8s fast path: ran {names['name']} {names['digest'][:12]} from the cache")
+        return self._module_result(res, profile)
+
+    def _module_result(self, res: dict, profile) -> dict:
+        """The same post-processing as ActionBase._execute_module."""
+        if profile is None:
+            data = self._parse_returned_data(res)
+        else:
+            data = self._parse_returned_data(res, profile)
+        remove_internal_keys(data)
+        for stream in ("stdout", "stderr"):
+            if stream in data and f"{stream}_lines" not in data:
+                data[f"{stream}_lines"] = (data.get(stream) or "").splitlines()
+        return data
+
+
+def _encode_args(module_args: dict, profile) -> bytes:
+    """The args JSON exactly as the standard path writes its args file."""
+    if profile is None:  # ansible-core < 2.19
+        return json.dumps(module_args).encode()
+    from ansible.module_utils.common.json import Direction, get_module_encoder
+
+    return json.dumps(module_args, cls=get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE)).encode()
+
+
+def _looks_like_json(stdout) -> bool:
+    return to_text(stdout).lstrip().startswith("{")
