@@ -10,13 +10,14 @@ VENV = $(shell scripts/venv.sh --print)
 # The module crates (every workspace member with a src/main.rs); override to build fewer.
 MODULES ?= $(shell scripts/stage-modules.sh --list)
 
-.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint bench lab lab-destroy clean
+.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint bench fuzz lab lab-destroy clean
 
 help:
 	@echo "make lab          build everything and run the main job on the local lab"
 	@echo "make test         run all the tests (Rust, then real ansible-playbook against podman containers)"
 	@echo "make build        static module binaries into plugins/modules, collection tarball into build/"
 	@echo "make bench        benchmarks -> docs/benchmarks.md"
+	@echo "make fuzz         fuzz the haproxy and keepalived parsers (FUZZ_SECONDS=60 each)"
 	@echo "make lab-destroy  remove the lab containers and network"
 
 ## Static binaries: glibc with +crt-static. --target keeps the flag off build scripts
@@ -59,6 +60,11 @@ test: lint test-rust test-standins test-ansible
 bench: build images
 	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-ssh openssh-server,kmod,sudo
 	"$(VENV)/bin/python" bench/bench.py
+
+## Coverage-guided fuzzing of the haproxy and keepalived parsers (FUZZ_SECONDS each).
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 lab: build images
 	PATH="$(VENV)/bin:$$PATH" scripts/lab.sh up

@@ -1,0 +1,3 @@
+fn main() {
+    module_runtime::main::<kubeadm_join::KubeadmJoin>()
+}
