@@ -50,18 +50,18 @@ UNUSABLE = 92  # cache folder cannot be created or used
 UPLOAD_CHECK_FAILED = 93  # the uploaded bytes do not match the hash
 NOT_EXECUTABLE = 126  # exec failed: noexec mount or similar
 
-# Run the cached binary with the args on stdin, after checking the cache is private.
+# Run the cached binary with the args on stdin, after checking the cache is private:
+# owned by the user it runs as (test -O), not writable by group or others.
 RUN_SCRIPT = r"""
 umask 077
 dir="$HOME/%(root)s/%(digest)s"; bin="$dir/%(name)s"
 [ -f "$bin" ] || exit %(missing)d
-uid=$(id -u) || exit %(unusable)d
-private() {
-  set -- $(stat -c '%%u %%a' "$1" 2>/dev/null) || return 1
-  [ "$1" = "$uid" ] || return 1
-  case "$2" in *[2367]? | *[2367]) return 1 ;; esac
-}
-private "$dir" && private "$bin" || exit %(unsafe)d
+[ -O "$dir" ] && [ -O "$bin" ] || exit %(unsafe)d
+set -- $(stat -c '%%a' "$dir" "$bin" 2>/dev/null)
+[ $# -eq 2 ] || exit %(unsafe)d
+for mode in "$1" "$2"; do
+  case "$mode" in *[2367]? | *[2367]) exit %(unsafe)d ;; esac
+done
 exec "$bin" -
 """
 
@@ -131,19 +131,16 @@ class BinaryModuleAction(ActionBase):
     def _run_fast(self, task_vars) -> dict | None:
         """Runs the module through the cache; None means: use the standard path."""
         module_name = self._task.action
+        module_path = self._binary_module_path(module_name)
+        if module_path is None:
+            self._fallback_reason = f"{module_name} is not a binary module here"
+            return None
         module_args = dict(self._task.args)
         self._update_module_args(module_name, module_args, task_vars)
-        built = self._configure_module(module_name=module_name, module_args=module_args, task_vars=task_vars)
-        # ansible-core 2.19 returns (_BuiltModule, path); 2.15-2.18 (style, shebang, data, path).
-        if len(built) == 2:
-            bits, module_path = built
-            style, profile = bits.module_style, bits.serialization_profile
-        else:
-            style, _, _, module_path = built
-            profile = None
-        if style != "binary":
-            self._fallback_reason = f"{module_path} is not a binary module"
-            return None
+        # What ActionBase._configure_module would give for a binary module, without
+        # reading the whole binary on every task: binary modules take the args in
+        # Ansible's 'legacy' JSON profile (2.19+; plain JSON before).
+        profile = "legacy" if _HAS_PROFILES else None
 
         names = {
             "root": CACHE_ROOT,
@@ -181,6 +178,14 @@ class BinaryModuleAction(ActionBase):
         display.vvv(f"baremetal.k8s fast path: ran {names['name']} {names['digest'][:12]} from the cache")
         return self._module_result(res, profile)
 
+    def _binary_module_path(self, module_name: str) -> str | None:
+        context = self._shared_loader_obj.module_loader.find_plugin_with_context(
+            module_name, collection_list=self._task.collections
+        )
+        if not context.resolved or not _is_elf(context.plugin_resolved_path):
+            return None
+        return context.plugin_resolved_path
+
     def _module_result(self, res: dict, profile) -> dict:
         """The same post-processing as ActionBase._execute_module."""
         if profile is None:
@@ -194,12 +199,27 @@ class BinaryModuleAction(ActionBase):
         return data
 
 
+try:  # ansible-core 2.19+: serialization profiles
+    from ansible.module_utils.common.json import Direction, get_module_encoder
+
+    _HAS_PROFILES = True
+except ImportError:
+    _HAS_PROFILES = False
+
+_elf: dict[str, bool] = {}
+
+
+def _is_elf(path: str) -> bool:
+    if path not in _elf:
+        with open(path, "rb") as module:
+            _elf[path] = module.read(4) == b"\x7fELF"
+    return _elf[path]
+
+
 def _encode_args(module_args: dict, profile) -> bytes:
     """The args JSON exactly as the standard path writes its args file."""
     if profile is None:  # ansible-core < 2.19
         return json.dumps(module_args).encode()
-    from ansible.module_utils.common.json import Direction, get_module_encoder
-
     return json.dumps(module_args, cls=get_module_encoder(profile, Direction.CONTROLLER_TO_MODULE)).encode()
 
 
