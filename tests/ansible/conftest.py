@@ -179,7 +179,9 @@ def run_playbook(
     run = PlaybookRun(proc.returncode, proc.stdout, proc.stderr)
     if json_output:
         try:
-            run.tasks = json.loads(proc.stdout)["plays"][0]["tasks"]
+            # With -v, Ansible prints a line or two before the JSON document.
+            start = 0 if proc.stdout.startswith("{") else proc.stdout.find("\n{\n") + 1
+            run.tasks = json.loads(proc.stdout[start:])["plays"][0]["tasks"]
         except (ValueError, KeyError, IndexError) as error:
             raise AssertionError(f"no JSON from ansible-playbook ({error}):\n{proc.stdout}\n{proc.stderr}") from None
     return run

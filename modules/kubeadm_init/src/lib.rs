@@ -510,6 +510,17 @@ fn run_steps(params: &Params, ctx: &mut Context, paths: &HostPaths, now: i64) ->
     let initialized_after = initialized_before || !ctx.check_mode();
 
     let certificates = certificates_dir(params, paths);
+    // init --upload-certs printed the certificate key: keep it (root-only) whether or not
+    // join material is asked now, so a later request reuses that upload.
+    if let Some((_, Some(key))) = init_stdout.as_deref().map(init_printed_secrets) {
+        let tokens = list_tokens(&kubeadm)?;
+        store_certificate_key(
+            &certificates.dir.join(CERTIFICATE_KEY_FILE),
+            &key,
+            &tokens,
+            now,
+        )?;
+    }
     let ca_path = certificates.dir.join("ca.crt");
     let ca_cert_hash = match ca_path.exists() || initialized_after {
         true => Some(ca_cert_hash(&ca_path)?),
@@ -774,9 +785,7 @@ fn join_material(
     // newest and lasts, else a new upload (control-plane joins only).
     let key_path = certificates.dir.join(CERTIFICATE_KEY_FILE);
     if let Some(key) = init_key {
-        if !ctx.check_mode() {
-            store_certificate_key(&key_path, &key, &tokens, now)?;
-        }
+        // Stored right after init (run_steps).
         if role == JoinMaterial::ControlPlane {
             info.certificate_key_expires = proxy_expiry(&tokens, now);
             info.certificate_key = Some(key);

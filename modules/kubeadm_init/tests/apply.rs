@@ -152,8 +152,8 @@ fn init_runs_once_and_the_second_run_changes_nothing() {
     assert_eq!(result["join"], Value::Null);
     assert_eq!(
         host.calls(),
-        vec!["version -o short", "config validate", "init"],
-        "validated, then init with the file"
+        vec!["version -o short", "config validate", "init", "token list -o json"],
+        "validated, then init with the file (then the tokens, to keep init's certificate key)"
     );
     assert!(fs::read_to_string(host.bin().join("calls.log"))
         .expect("log")
@@ -200,7 +200,7 @@ fn v1beta3_for_an_older_kubeadm_and_no_validate_before_1_26() {
     let (result, status) = host.run(json!({}));
     assert_eq!(status, 0, "{result}");
     assert_eq!(result["api_version"], json!("kubeadm.k8s.io/v1beta3"));
-    assert_eq!(host.calls(), vec!["version -o short", "init"]);
+    assert_eq!(host.calls(), vec!["version -o short", "init", "token list -o json"]);
     let written = fs::read_to_string(host.k8s("kubeadm-config.yaml")).expect("config");
     assert!(written.contains("apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n"));
 }
@@ -229,6 +229,7 @@ fn join_material_on_the_init_run_comes_from_init_itself() {
             "version -o short",
             "config validate",
             "init",
+            "token list -o json",
             "token list -o json"
         ],
         "no extra token, no extra upload"
@@ -396,7 +397,8 @@ fn an_inconsistent_node_is_reset_and_initialised_only_with_reset_on_failure() {
             "version -o short",
             "reset -f --cri-socket unix:///var/run/containerd/containerd.sock",
             "config validate",
-            "init"
+            "init",
+            "token list -o json"
         ]
     );
 }

@@ -337,7 +337,14 @@ pub fn apply(
 ) -> Result<Outcome> {
     let plan = plan(params, ctx)?;
     let state = join_state(paths);
-    let node = params.node_name.as_deref().unwrap_or("NODE");
+    // kubeadm names the node after the (lowercased) hostname unless told otherwise.
+    let node = params.node_name.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|name| name.trim().to_lowercase())
+            .ok()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "NODE".into())
+    });
     match &state {
         JoinState::Joined(role) if *role == plan.role => {
             return Ok(

@@ -252,10 +252,11 @@ def _b64url(data):
 
 
 def jws_detached(content, token_id, token_secret):
-    """Detached HS256 JWS of content, keyed by the full token 'id.secret'."""
+    """Detached HS256 JWS of content, keyed by the token secret alone, as
+    k8s.io/cluster-bootstrap's ComputeDetachedSignature does (the id is the key id)."""
     header = _b64url(json.dumps({"alg": "HS256", "kid": token_id}, separators=(",", ":")).encode())
     payload = _b64url(content.encode())
-    sig = hmac.new(f"{token_id}.{token_secret}".encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    sig = hmac.new(token_secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}..{_b64url(sig)}"
 
 
