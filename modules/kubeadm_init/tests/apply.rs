@@ -152,7 +152,12 @@ fn init_runs_once_and_the_second_run_changes_nothing() {
     assert_eq!(result["join"], Value::Null);
     assert_eq!(
         host.calls(),
-        vec!["version -o short", "config validate", "init", "token list -o json"],
+        vec![
+            "version -o short",
+            "config validate",
+            "init",
+            "token list -o json"
+        ],
         "validated, then init with the file (then the tokens, to keep init's certificate key)"
     );
     assert!(fs::read_to_string(host.bin().join("calls.log"))
@@ -200,7 +205,10 @@ fn v1beta3_for_an_older_kubeadm_and_no_validate_before_1_26() {
     let (result, status) = host.run(json!({}));
     assert_eq!(status, 0, "{result}");
     assert_eq!(result["api_version"], json!("kubeadm.k8s.io/v1beta3"));
-    assert_eq!(host.calls(), vec!["version -o short", "init", "token list -o json"]);
+    assert_eq!(
+        host.calls(),
+        vec!["version -o short", "init", "token list -o json"]
+    );
     let written = fs::read_to_string(host.k8s("kubeadm-config.yaml")).expect("config");
     assert!(written.contains("apiVersion: kubeadm.k8s.io/v1beta3\nkind: InitConfiguration\n"));
 }
