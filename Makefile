@@ -10,13 +10,14 @@ VENV = $(shell scripts/venv.sh --print)
 # The module crates (every workspace member with a src/main.rs); override to build fewer.
 MODULES ?= $(shell scripts/stage-modules.sh --list)
 
-.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint bench fuzz lab lab-destroy clean
+.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint bench fuzz molecule lab lab-destroy clean
 
 help:
 	@echo "make lab          build everything and run the main job on the local lab"
 	@echo "make test         run all the tests (Rust, then real ansible-playbook against podman containers)"
 	@echo "make build        static module binaries into plugins/modules, collection tarball into build/"
 	@echo "make bench        benchmarks -> docs/benchmarks.md"
+	@echo "make molecule     the roles' Molecule scenarios (MOLECULE_SCENARIOS=...)"
 	@echo "make fuzz         fuzz the haproxy and keepalived parsers (FUZZ_SECONDS=60 each)"
 	@echo "make lab-destroy  remove the lab containers and network"
 
@@ -58,8 +59,13 @@ test-ansible: build images
 test: lint test-rust test-standins test-ansible
 
 bench: build images
-	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-ssh openssh-server,kmod,sudo
+	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-bench openssh-server,kmod,sudo,containerd,keepalived,haproxy
 	"$(VENV)/bin/python" bench/bench.py
+
+## Molecule scenarios of the roles (podman systemd containers; `molecule test -s NAME`).
+MOLECULE_SCENARIOS ?= k8s_host ha_loadbalancing
+molecule: build images
+	for scenario in $(MOLECULE_SCENARIOS); do PATH="$(VENV)/bin:$$PATH" molecule test -s $$scenario || exit 1; done
 
 ## Coverage-guided fuzzing of the haproxy and keepalived parsers (FUZZ_SECONDS each).
 FUZZ_SECONDS ?= 60
