@@ -27,6 +27,7 @@ fn setup() -> &'static (Params, ManagedBlocks) {
             initial_state: "BACKUP",
             nopreempt: true,
             unicast_peers: Vec::new(),
+            unicast_src_ip: None,
         };
         let blocks = ManagedBlocks {
             instance: render::instance(&params, &resolved),
