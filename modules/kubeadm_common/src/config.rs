@@ -12,6 +12,38 @@ pub const JOIN_CONFIGURATION: &str = "JoinConfiguration";
 pub const KUBELET_CONFIGURATION: &str = "KubeletConfiguration";
 pub const KUBE_PROXY_CONFIGURATION: &str = "KubeProxyConfiguration";
 
+/// The `nodeRegistration` of an InitConfiguration or JoinConfiguration (the same shape in
+/// both; kubeletExtraArgs in the v1beta4 list form, normalised per API version later).
+pub fn node_registration(
+    cri_socket: &str,
+    name: Option<&str>,
+    taints: Option<&Value>,
+    node_labels: Option<&str>,
+    ignore_preflight_errors: &[String],
+) -> Map<String, Value> {
+    let mut registration = Map::new();
+    registration.insert("criSocket".into(), Value::from(cri_socket));
+    if let Some(name) = name {
+        registration.insert("name".into(), Value::from(name));
+    }
+    if let Some(taints) = taints {
+        registration.insert("taints".into(), taints.clone());
+    }
+    if let Some(labels) = node_labels {
+        registration.insert(
+            "kubeletExtraArgs".into(),
+            serde_json::json!([{"name": "node-labels", "value": labels}]),
+        );
+    }
+    if !ignore_preflight_errors.is_empty() {
+        registration.insert(
+            "ignorePreflightErrors".into(),
+            Value::from(ignore_preflight_errors.to_vec()),
+        );
+    }
+    registration
+}
+
 /// One YAML document of the config file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Document {

@@ -314,26 +314,13 @@ fn check_against_kubeadm(params: &Params, plan: &Plan, kubeadm: &Kubeadm) -> Res
 
 /// The config file kubeadm init reads, for the API version `kubeadm` expects.
 pub fn render(params: &Params, plan: &Plan, api: ApiVersion, version: Version) -> Result<String> {
-    let mut registration = Map::new();
-    registration.insert("criSocket".into(), json!(plan.cri_socket));
-    if let Some(name) = &params.node_name {
-        registration.insert("name".into(), json!(name));
-    }
-    if let Some(taints) = &plan.taints {
-        registration.insert("taints".into(), taints.clone());
-    }
-    if let Some(labels) = &plan.node_labels {
-        registration.insert(
-            "kubeletExtraArgs".into(),
-            json!([{"name": "node-labels", "value": labels}]),
-        );
-    }
-    if !plan.ignore_preflight_errors.is_empty() {
-        registration.insert(
-            "ignorePreflightErrors".into(),
-            json!(plan.ignore_preflight_errors),
-        );
-    }
+    let registration = config::node_registration(
+        &plan.cri_socket,
+        params.node_name.as_deref(),
+        plan.taints.as_ref(),
+        plan.node_labels.as_deref(),
+        &plan.ignore_preflight_errors,
+    );
     let mut local_endpoint = Map::new();
     if let Some(address) = plan.advertise_address {
         local_endpoint.insert("advertiseAddress".into(), json!(address.to_string()));
