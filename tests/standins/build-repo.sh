@@ -7,15 +7,22 @@
 #   build-repo.sh OUT_DIR [KUBERNETES_VERSION...]     (default 1.31.4)
 #
 # Each version V produces kubeadm_V-1.1_amd64.deb, kubelet_V-1.1_amd64.deb
-# (named like pkgs.k8s.io's packages) and k8s-standin-common_V-1.1_all.deb
-# (the shared Python code and the kube-apiserver-standin unit). Needs only
-# dpkg-deb, dpkg-scanpackages (dpkg-dev), gzip and sha256sum.
+# (named like pkgs.k8s.io's packages), k8s-standin-common_V-1.1_all.deb
+# (the shared Python code, the kube-apiserver-standin unit and its API model) and
+# kubectl_V-1.1_amd64.deb: the REAL kubectl binary of Debian's package (sid,
+# downloaded and verified by fetch_debian.py into the cache, e.g. kubectl 1.36),
+# repackaged under the stand-in's version so that roles pinning kubectl=V-* work.
+# Needs dpkg-deb, dpkg-scanpackages (dpkg-dev), gzip, sha256sum, gpgv and
+# debian-archive-keyring (first run: network access to deb.debian.org).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build-repo.sh OUT_DIR [KUBERNETES_VERSION...]}
 shift
 versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(1.31.4)
+
+debian=$(python3 "$here/fetch_debian.py")
+kubectl_debian_version=$(dpkg-deb -f "$debian"/debs/kubectl_*_amd64.deb Version)
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -72,6 +79,7 @@ for k8s in "${versions[@]}"; do
   install -m 755 "$here/packaging/bin/kube-apiserver-standin" "$common/usr/bin/"
   install -m 644 "$here/packaging/systemd/kube-apiserver-standin.service" "$common/usr/lib/systemd/system/"
   echo "v$k8s" >"$common/usr/share/k8s-standin/version"
+  install -m 644 "$debian/openapi.json" "$common/usr/share/k8s-standin/openapi.json"
   control k8s-standin-common "$deb_version" all "python3 (>= 3.9), python3-yaml, openssl, iproute2" \
     "Shared code of the kubeadm and kubelet stand-ins" >"$common/DEBIAN/control"
   systemd_scripts "$common" kube-apiserver-standin.service no
@@ -91,7 +99,31 @@ for k8s in "${versions[@]}"; do
     "Node agent for Kubernetes clusters" >"$kubelet/DEBIAN/control"
   systemd_scripts "$kubelet" kubelet.service yes
 
+  kubectl="$work/kubectl-$k8s"
+  mkdir -p "$kubectl/DEBIAN" "$kubectl/usr/bin" "$kubectl/usr/share/doc/kubectl"
+  install -m 755 "$debian/root/usr/bin/kubectl" "$kubectl/usr/bin/"
+  install -m 644 "$debian/root/usr/share/doc/kubectl/copyright" "$kubectl/usr/share/doc/kubectl/"
+  cat >"$kubectl/usr/share/doc/kubectl/README.standin" <<EOF
+This is Debian's real kubectl ($kubectl_debian_version, from deb.debian.org sid),
+repackaged unchanged as kubectl $deb_version for the baremetal.k8s test repository.
+Its own version is newer than the stand-in cluster's v$k8s: kubectl only warns
+about the skew. See tests/standins/README.md.
+EOF
+  cat >"$kubectl/DEBIAN/control" <<EOF
+Package: kubectl
+Version: $deb_version
+Architecture: amd64
+Maintainer: baremetal.k8s test support <noreply@invalid>
+Depends: libc6 (>= 2.34)
+Section: admin
+Priority: optional
+Description: Command-line utility for interacting with a Kubernetes cluster
+ The real kubectl binary of Debian's kubectl $kubectl_debian_version package,
+ repackaged under the stand-in's version $deb_version (test support).
+EOF
+
   dpkg-deb --root-owner-group --build "$common" "$out/k8s-standin-common_${deb_version}_all.deb" >/dev/null
+  dpkg-deb --root-owner-group -Zgzip -z6 --build "$kubectl" "$out/kubectl_${deb_version}_amd64.deb" >/dev/null
   dpkg-deb --root-owner-group --build "$kubeadm" "$out/kubeadm_${deb_version}_amd64.deb" >/dev/null
   dpkg-deb --root-owner-group --build "$kubelet" "$out/kubelet_${deb_version}_amd64.deb" >/dev/null
 done

@@ -6,6 +6,7 @@ or the image is missing; STANDIN_E2E=0 skips it too):
     python3 -m pytest tests/standins
 """
 
+import json
 import os
 import re
 import shutil
@@ -292,8 +293,12 @@ PODMAN_ENV = dict(os.environ, CONTAINERS_CONF=os.path.join(HERE, "..", "podman",
 
 
 def podman(*args, check=True, timeout=300):
-    proc = subprocess.run(["podman", *args], capture_output=True, text=True, env=PODMAN_ENV, timeout=timeout,
-                          check=False)
+    try:
+        proc = subprocess.run(["podman", *args], capture_output=True, text=True, env=PODMAN_ENV, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"podman {' '.join(args)} did not finish in {timeout} s:\n{e.stdout}\n{e.stderr}") \
+            from None
     if check and proc.returncode != 0:
         raise AssertionError(f"podman {' '.join(args)} failed: {proc.stderr}")
     return proc
@@ -307,13 +312,15 @@ def e2e_available():
 
 class Lab:
     def __init__(self, repo):
-        self.prefix = f"standin-{uuid.uuid4().hex[:6]}"
+        # STANDIN_E2E_PREFIX / STANDIN_E2E_SUBNET: a caller's own container names and network
+        self.prefix = os.environ.get("STANDIN_E2E_PREFIX") or f"standin-{uuid.uuid4().hex[:6]}"
         self.network = self.prefix
         self.repo = repo
         self.names = {}
 
     def start(self, hosts):
-        podman("network", "create", self.network)
+        subnet = os.environ.get("STANDIN_E2E_SUBNET")
+        podman("network", "create", *(["--subnet", subnet] if subnet else []), self.network)
         for host in hosts:
             name = f"{self.prefix}-{host}"
             podman("run", "-d", "--privileged", "--network", self.network, "--hostname", host, "--name", name,
@@ -374,6 +381,48 @@ mode: ipvs
 
 def write(lab, host, path, text):
     lab.sh(host, f"cat > {path} <<'EOF'\n{text}EOF", check=True)
+
+
+def check_kubectl(lab):
+    """The real kubectl, installed with apt from the repository like a role would, against the
+    cluster through the control-plane endpoint (admin.conf)."""
+    lab.sh("cp2", "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 'kubectl=1.31.4-*' >/dev/null && "
+                  "apt-mark hold kubectl >/dev/null && mkdir -p /root/.kube && "
+                  "cp /etc/kubernetes/admin.conf /root/.kube/config", check=True, timeout=600)
+    version = json.loads(lab.sh("cp2", "kubectl version -o json", check=True).stdout)
+    assert version["serverVersion"]["gitVersion"] == "v1.31.4"
+    assert lab.sh("cp2", "dpkg-query -W -f '${Version}' kubectl").stdout == "1.31.4-1.1"
+    lab.sh("cp2", "kubectl wait --for=condition=Ready node --all --timeout=60s", check=True)
+    with open(os.path.join(HERE, "testdata", "cni.yaml"), encoding="utf-8") as f:
+        write(lab, "cp2", "/root/cni.yaml", f.read())
+    first = lab.sh("cp2", "kubectl apply -f /root/cni.yaml", check=True).stdout.splitlines()
+    assert first[0] == "namespace/kube-flannel created" and all(line.endswith(" created") for line in first)
+    second = lab.sh("cp2", "kubectl apply -f /root/cni.yaml", check=True).stdout.splitlines()
+    assert len(second) == len(first) and all(line.endswith(" unchanged") for line in second), second
+    rollout = lab.sh("cp2", "kubectl -n kube-flannel rollout status daemonset/kube-flannel-ds --timeout=60s",
+                     check=True)
+    assert rollout.stdout == 'daemon set "kube-flannel-ds" successfully rolled out\n'
+    flannel = json.loads(lab.sh("cp2", "kubectl -n kube-flannel get pods -o json", check=True).stdout)["items"]
+    assert sorted(p["spec"]["nodeName"] for p in flannel if p["metadata"]["name"].startswith("kube-flannel-ds-")) \
+        == ["cp1", "cp2", "w1"]
+    # kube-system: the mirror pods of both control planes' static pods, and kubeadm's addons
+    lab.sh("cp2", "kubectl -n kube-system rollout status deployment/coredns --timeout=60s", check=True)
+    lab.sh("cp2", "kubectl -n kube-system rollout status daemonset/kube-proxy --timeout=60s", check=True)
+    mirrors = {f"{c}-{n}" for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+               for n in ("cp1", "cp2")}
+    deadline = time.time() + 30
+    while True:
+        items = json.loads(lab.sh("cp2", "kubectl -n kube-system get pods -o json", check=True).stdout)["items"]
+        names = {p["metadata"]["name"] for p in items}
+        if mirrors <= names or time.time() > deadline:
+            break
+        time.sleep(2)
+    assert mirrors <= names, names
+    assert sorted(p["spec"]["nodeName"] for p in items if p["metadata"]["name"].startswith("kube-proxy-")) == \
+        ["cp1", "cp2", "w1"]
+    assert len([n for n in names if n.startswith("coredns-")]) == 2 and len(names) == len(mirrors) + 5
+    assert all(p["status"]["phase"] == "Running" and p["status"]["containerStatuses"][0]["restartCount"] == 0
+               for p in items)
 
 
 @pytest.mark.skipif(not e2e_available(), reason=f"podman or {IMAGE} not available")
@@ -467,6 +516,7 @@ def test_end_to_end_in_containers(tmp_path):
                 break
             time.sleep(2)
         assert nodes == '{"cp1": "True", "cp2": "True", "w1": "True"}'
+        check_kubectl(lab)
         rejoin = lab.sh("w1", f"kubeadm join k8s-api:6443 --token {token} --discovery-token-ca-cert-hash {ca_hash} "
                               "--ignore-preflight-errors=CRI")
         assert rejoin.returncode == 1

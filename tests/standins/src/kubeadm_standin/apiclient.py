@@ -5,10 +5,16 @@ import json
 import os
 import socket
 import ssl
+import sys
 import tempfile
 import urllib.parse
 
-from .common import KubeadmError
+from .common import KubeadmError, kubernetes_version
+
+
+# client-go's form; the API server names a writer's managedFields entry after its first part
+USER_AGENT = f"{os.path.splitext(os.path.basename(sys.argv[0] or 'python'))[0]}/{kubernetes_version()} " \
+             "(linux/amd64) kubernetes/standin"
 
 
 class ApiError(KubeadmError):
@@ -61,7 +67,7 @@ class Client:
     def request(self, method, path, body=None, content_type="application/json"):
         """Returns (status, parsed JSON or text). Network failures raise KubeadmError
         with client-go's wording ('Get "URL": dial tcp ...')."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         data = None
         if body is not None:
             data = body if isinstance(body, (bytes, str)) else json.dumps(body)

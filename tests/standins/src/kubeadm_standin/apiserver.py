@@ -25,7 +25,6 @@ gone; a node whose kubelet has not posted status for 40 s is Ready=Unknown.
 """
 
 import base64
-import copy
 import json
 import os
 import re
@@ -42,13 +41,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
-from . import pki
+from . import openapi, pki
 from .apiclient import Client
-from .common import KubeadmError, now, rfc3339, write_file
+from .common import KubeadmError, clone, now, parse_rfc3339, rfc3339, write_file
 from .objects import (NODE_GRACE_SECONDS, TOKEN_SECRET_TYPE, status, token_expired, token_from_secret)
+from .rest import Request, Response, Rest
 
-MANIFESTS = "/etc/kubernetes/manifests"
+MANIFESTS = os.environ.get("KUBE_APISERVER_STANDIN_MANIFESTS", "/etc/kubernetes/manifests")
 ANTI_ENTROPY_SECONDS = 10
+MEMBERS = "members.standin.k8s.io/"
 
 
 def manifest_flags(path):
@@ -75,6 +76,7 @@ class State:
         self.lock = threading.RLock()
         self.entries = {}
         self.counter = 0
+        self.changed = threading.Condition(self.lock)
         if os.path.exists(path):
             with open(path, encoding="utf-8") as f:
                 saved = json.load(f)
@@ -89,11 +91,17 @@ class State:
             entry = self.entries.get(key)
             if entry is None or entry["deleted"]:
                 return None
-            return copy.deepcopy(entry["obj"])
+            return clone(entry["obj"])
 
     def items(self, prefix):
         with self.lock:
-            return [(k, copy.deepcopy(e["obj"])) for k, e in sorted(self.entries.items())
+            return [(k, clone(e["obj"])) for k, e in sorted(self.entries.items())
+                    if k.startswith(prefix) and not e["deleted"]]
+
+    def versions(self, prefix):
+        """[(key, version)] of the live entries under prefix, without copying objects."""
+        with self.lock:
+            return [(k, tuple(e["v"])) for k, e in sorted(self.entries.items())
                     if k.startswith(prefix) and not e["deleted"]]
 
     def write(self, key, obj, deleted=False):
@@ -105,7 +113,8 @@ class State:
             entry = {"v": [self.counter, self.member], "deleted": deleted, "obj": obj}
             self.entries[key] = entry
             self.save()
-            return {key: entry}
+            self.changed.notify_all()
+            return {key: clone(entry)}
 
     def merge(self, entries):
         with self.lock:
@@ -118,11 +127,16 @@ class State:
                 self.counter = max(self.counter, entry["v"][0])
             if changed:
                 self.save()
+                self.changed.notify_all()
             return changed
 
     def dump(self):
         with self.lock:
-            return copy.deepcopy(self.entries)
+            return clone(self.entries)
+
+    def wait_for_change(self, timeout):
+        with self.changed:
+            self.changed.wait(timeout)
 
 
 # --- the server -------------------------------------------------------------------------
@@ -162,17 +176,45 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         try:
-            code, payload, ctype = self.server.app.handle(self, method, body)
+            resp = self.server.app.handle(self, method, body)
         except Exception:  # an internal error must not kill the server
             traceback.print_exc(file=sys.stderr)
-            code, payload, ctype = 500, status(500, "InternalError", "internal error"), "application/json"
+            resp = Response(500, status(500, "InternalError", "internal error"))
+        if isinstance(resp, tuple):
+            resp = Response(*resp)
+        self.send_response(resp.code)
+        self.send_header("Content-Type", resp.ctype)
+        for name, value in resp.headers:
+            self.send_header(name, value)
+        if resp.stream is not None:
+            self._stream(resp)
+            return
+        payload = resp.body
         data = payload if isinstance(payload, bytes) else (
             payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, resp):
+        """A watch: one JSON event per chunk until the stream ends or the client leaves."""
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+
+        def emit(event):
+            data = json.dumps(event).encode() + b"\n"
+            try:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+                return True
+            except OSError:
+                return False
+        resp.stream(emit)
+        try:
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
 
     def do_GET(self):
         self._dispatch("GET")
@@ -190,18 +232,6 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
 
-def _merge_patch(target, patch):
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge_patch(out.get(key), value)
-    return out
-
-
 class Identity:
     def __init__(self, user, groups):
         self.user = user
@@ -215,7 +245,7 @@ class Identity:
 ANONYMOUS = Identity("system:anonymous", ["system:unauthenticated"])
 
 
-class ApiServer:
+class ApiServer(Rest):
     def __init__(self):
         api = manifest_flags(os.path.join(MANIFESTS, "kube-apiserver.yaml"))
         etcd = manifest_flags(os.path.join(MANIFESTS, "etcd.yaml"))
@@ -238,6 +268,16 @@ class ApiServer:
         self.state = State(os.path.join(etcd["data-dir"], "standin", "state.json"), self.name)
         self.synced = threading.Event()
         self.down_until = {}
+        self.write_lock = threading.RLock()
+        self.service_cidrs = [c.strip() for c in api.get("service-cluster-ip-range", "10.96.0.0/12").split(",")]
+        self.pod_cidr = kcm.get("cluster-cidr") if kcm.get("allocate-node-cidrs") == "true" else None
+        try:
+            self.model = openapi.Model.load()
+        except (OSError, ValueError) as e:
+            # Without the model nothing is validated and lists are replaced, never merged.
+            print(f"kube-apiserver-standin: no API model ({e}): field validation is off", file=sys.stderr)
+            self.model = openapi.Model({})
+        self.openapi_cache = {}
 
         self.main_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.main_ctx.load_cert_chain(api["tls-cert-file"], api["tls-private-key-file"])
@@ -258,7 +298,7 @@ class ApiServer:
 
     def peers(self):
         urls = set(self.initial_peers)
-        for _, member in self.state.items("members/"):
+        for _, member in self.state.items(MEMBERS):
             if member["metadata"]["name"] != self.name:
                 urls.add(member["peerURL"])
         urls.discard(self.peer_url)
@@ -306,25 +346,30 @@ class ApiServer:
         return obj
 
     def sync_loop(self):
-        while not self.synced.is_set():
-            if self.pull_all():
-                self.synced.set()
-                break
+        while not self.pull_all():
             time.sleep(2)
         member = {"apiVersion": "standin.k8s.io/v1", "kind": "Member", "metadata": {"name": self.name},
                   "peerURL": self.peer_url, "apiEndpoint": _host_port(self.advertise, self.port)}
-        current = self.state.get(f"members/{self.name}")
-        if current is None or current.get("peerURL") != member["peerURL"] or \
-                current.get("apiEndpoint") != member["apiEndpoint"]:
-            self.write(f"members/{self.name}", member)
+        with self.write_lock:
+            self.bootstrap_objects()
+            current = self.state.get(f"{MEMBERS}{self.name}")
+            if current is None or current.get("peerURL") != member["peerURL"] or \
+                    current.get("apiEndpoint") != member["apiEndpoint"]:
+                member["metadata"].update(uid=str(uuid.uuid4()), creationTimestamp=rfc3339(now()))
+                self.write(f"{MEMBERS}{self.name}", member)
+        self.synced.set()
         while True:
             time.sleep(ANTI_ENTROPY_SECONDS)
             self.pull_all()
+            self.finish_namespaces()  # also those a member that went away left Terminating
 
     def serve(self):
-        peer_host = urllib.parse.urlsplit(self.peer_url).hostname
-        peer = TLSServer((peer_host, 2380), Handler, self.peer_ctx, PeerApp(self))
+        peer_url = urllib.parse.urlsplit(self.peer_url)
+        peer = TLSServer((peer_url.hostname, peer_url.port or 2380), Handler, self.peer_ctx, PeerApp(self))
         threading.Thread(target=peer.serve_forever, daemon=True).start()
+        if not self.peers():
+            with self.write_lock:  # the first server: the system objects exist before anyone asks
+                self.bootstrap_objects()
         threading.Thread(target=self.sync_loop, daemon=True).start()
         bind = self.bind if self.bind and self.bind not in ("0.0.0.0",) else "::"
         try:
@@ -363,9 +408,9 @@ class ApiServer:
             return Identity(cn, orgs + ["system:authenticated"])
         return ANONYMOUS
 
-    def allowed(self, who, verb, resource, namespace, name):
+    def allowed(self, who, verb, resource, namespace, name, req=None, group=""):
         if who.admin or who.user in ("system:kube-controller-manager", "system:kube-scheduler") and verb in (
-                "get", "list"):
+                "get", "list", "watch"):
             return True
         if resource == "configmaps" and namespace == "kube-public" and name == "cluster-info" and verb == "get":
             return True
@@ -378,16 +423,21 @@ class ApiServer:
                     or resource == "nodes" and verb == "get")
         if "system:nodes" in who.groups:
             own = who.user == f"system:node:{name}"
-            return (resource == "nodes" and (verb in ("get", "list", "create") or own)
-                    or resource == "configmaps" and verb == "get")
+            # the Node authorizer and NodeRestriction: its own Node, its (mirror) pods
+            return (resource == "nodes" and (verb in ("get", "list", "watch", "create") or own)
+                    or resource == "configmaps" and verb == "get"
+                    or resource == "pods" and verb in ("get", "list", "watch", "create", "update", "patch",
+                                                       "delete")
+                    or resource == "leases" and namespace == "kube-node-lease" and (not name or own))
         return False
 
     def forbidden(self, who, verb, resource, namespace, name, group=""):
         subject = f'{resource} "{name}"' if name else resource
         scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
-        return 403, status(403, "Forbidden", f'{subject} is forbidden: User "{who.user}" cannot {verb} resource '
-                                             f'"{resource}" in API group "{group}" {scope}',
-                           {"name": name, "kind": resource} if name else {"kind": resource}), "application/json"
+        return Response(403, status(403, "Forbidden", f'{subject} is forbidden: User "{who.user}" cannot {verb} '
+                                                      f'resource "{resource}" in API group "{group}" {scope}',
+                                    {"name": name, "group": group, "kind": resource} if name else
+                                    {"group": group, "kind": resource}))
 
     # -- visibility rules (token cleaner, garbage collector, node lifecycle) --
 
@@ -402,19 +452,7 @@ class ApiServer:
                 return None
         return secret
 
-    def present(self, resource, namespace, name):
-        if resource == "secrets":
-            return self.visible_secret(namespace, name)
-        obj = self.state.get(_key(resource, namespace, name))
-        if obj is None:
-            return None
-        if resource == "nodes":
-            return _node_with_lifecycle(obj)
-        if resource == "configmaps" and namespace == "kube-public" and name == "cluster-info":
-            return self._signed_cluster_info(obj)
-        return obj
-
-    def _signed_cluster_info(self, cm):
+    def signed_cluster_info(self, cm):
         """The bootstrap signer: one JWS per valid token with the signing usage."""
         kubeconfig = (cm.get("data") or {}).get("kubeconfig", "")
         for _, secret in self.state.items("secrets/kube-system/bootstrap-token-"):
@@ -425,116 +463,92 @@ class ApiServer:
                 cm["data"][f"jws-kubeconfig-{info['id']}"] = pki.jws_detached(kubeconfig, info["id"], info["secret"])
         return cm
 
-    def listing(self, resource, namespace):
-        prefix = _key(resource, namespace, "")
-        out = []
-        for key, _ in self.state.items(prefix):
-            name = key[len(prefix):]
-            if "/" in name:
+    @staticmethod
+    def node_lifecycle(node):
+        """The node lifecycle controller: stale heartbeats make Ready Unknown."""
+        for cond in (node.get("status") or {}).get("conditions") or []:
+            if cond.get("type") != "Ready" or cond.get("status") != "True":
                 continue
-            obj = self.present(resource, namespace, name)
-            if obj is not None:
-                out.append(obj)
-        return out
+            beat = parse_rfc3339(cond.get("lastHeartbeatTime", "1970-01-01T00:00:00Z"))
+            if now() - beat > NODE_GRACE_SECONDS:
+                cond.update(status="Unknown", reason="NodeStatusUnknown",
+                            message="Kubelet stopped posting node status.")
+        return node
 
     # -- request handling --
 
     def handle(self, handler, method, body):
         url = urllib.parse.urlsplit(handler.path)
-        path, query = url.path.rstrip("/") or "/", urllib.parse.parse_qs(url.query)
+        path = url.path.rstrip("/") or "/"
         if method == "GET" and path in ("/healthz", "/livez"):
-            return 200, "ok", "text/plain; charset=utf-8"
+            return Response(200, "ok", "text/plain; charset=utf-8")
         if method == "GET" and path == "/readyz":
             if not self.synced.is_set():
-                return 500, "[-]etcd failed: reason withheld\nreadyz check failed", "text/plain; charset=utf-8"
-            return 200, "ok", "text/plain; charset=utf-8"
+                return Response(500, "[-]etcd failed: reason withheld\nreadyz check failed",
+                                "text/plain; charset=utf-8")
+            return Response(200, "ok", "text/plain; charset=utf-8")
         if method == "GET" and path == "/version":
             major, minor_ = self.version.lstrip("v").split(".")[:2]
-            return 200, {"major": major, "minor": minor_, "gitVersion": self.version, "gitCommit": "standin",
-                         "gitTreeState": "clean", "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.22.0",
-                         "compiler": "gc", "platform": "linux/amd64"}, "application/json"
+            return Response(200, {"major": major, "minor": minor_, "gitVersion": self.version,
+                                  "gitCommit": "standin", "gitTreeState": "clean",
+                                  "buildDate": "1970-01-01T00:00:00Z", "goVersion": "go1.22.0", "compiler": "gc",
+                                  "platform": "linux/amd64"})
         who = self.identify(handler)
         if who is None:
-            return 401, status(401, "Unauthorized", "Unauthorized"), "application/json"
-        discovery = _discovery(path)
-        if discovery is not None and method == "GET":
-            return 200, discovery, "application/json"
-        route = _route(path)
-        if route is None:
-            return 404, status(404, "NotFound", "the server could not find the requested resource"), \
-                "application/json"
-        resource, namespace, name, sub = route
-        verb = {"GET": "get" if name else "list", "POST": "create", "PUT": "update", "PATCH": "patch",
-                "DELETE": "delete"}[method]
-        group = "certificates.k8s.io" if resource == "certificatesigningrequests" else \
-            ("standin.k8s.io" if resource == "members" else "")
-        if not self.allowed(who, verb, resource, namespace, name):
-            return self.forbidden(who, verb, resource, namespace, name, group)
-        payload = json.loads(body) if body else None
-        if method == "GET" and not name:
-            items = self.listing(resource, namespace)
-            selector = (query.get("fieldSelector") or [""])[0]
-            if selector.startswith("type="):
-                items = [i for i in items if i.get("type") == selector[len("type="):]]
-            kind = {"nodes": "NodeList", "secrets": "SecretList", "configmaps": "ConfigMapList",
-                    "certificatesigningrequests": "CertificateSigningRequestList",
-                    "members": "MemberList"}[resource]
-            api_version = "certificates.k8s.io/v1" if group == "certificates.k8s.io" else "v1"
-            return 200, {"kind": kind, "apiVersion": api_version,
-                         "metadata": {"resourceVersion": str(self.state.counter)}, "items": items}, \
-                "application/json"
-        current = self.present(resource, namespace, name) if name else None
-        if method == "GET":
-            if current is None:
-                return _not_found(resource, name)
-            return 200, current, "application/json"
-        if method == "DELETE":
-            if current is None:
-                return _not_found(resource, name)
-            self.write(_key(resource, namespace, name), None, deleted=True)
-            return 200, status(200, "", "") | {"status": "Success"}, "application/json"
-        if method == "POST":
-            name = (payload.get("metadata") or {}).get("name", "")
-            if resource == "certificatesigningrequests" and not name:
-                name = "csr-" + uuid.uuid4().hex[:5]
-                payload.setdefault("metadata", {})["name"] = name
-            if not name:
-                return 422, status(422, "Invalid", f"{resource} \"\" is invalid: metadata.name: Required value: "
-                                                  "name or generateName is required"), "application/json"
-            if self.present(resource, namespace, name) is not None:
-                return 409, status(409, "AlreadyExists", f'{resource} "{name}" already exists',
-                                   {"name": name, "kind": resource}), "application/json"
-            if resource == "nodes" and "system:nodes" in who.groups and who.user != f"system:node:{name}":
-                return self.forbidden(who, "create", resource, namespace, name)
-            obj = self._prepare_new(payload, namespace)
-            if resource == "certificatesigningrequests":
-                obj = self._sign_csr(obj)
-            return 201, self.write(_key(resource, namespace, name), obj), "application/json"
-        if current is None:
-            return _not_found(resource, name)
-        if method == "PUT":
-            obj = payload
-        else:
-            obj = _merge_patch(current, payload)
-        obj.setdefault("metadata", {})
-        for keep in ("uid", "creationTimestamp"):
-            if keep in current.get("metadata", {}):
-                obj["metadata"][keep] = current["metadata"][keep]
-        if sub == "status" and method == "PUT":
-            merged = copy.deepcopy(current)
-            merged["status"] = obj.get("status", {})
-            obj = merged
-        return 200, self.write(_key(resource, namespace, name), obj), "application/json"
+            return Response(401, status(401, "Unauthorized", "Unauthorized"))
+        req = Request(handler, method, body, who)
+        if method == "GET" and (path in ("/api", "/apis") or path.startswith("/openapi/")) \
+                or method == "GET" and re.fullmatch(r"/apis?/[^/]+(/[^/]+)?", path) and \
+                path.count("/") <= (2 if path.startswith("/api/") else 3):
+            if who is ANONYMOUS:
+                return Response(403, status(403, "Forbidden", f'forbidden: User "system:anonymous" cannot get '
+                                                              f'path "{path}"'))
+            if path.startswith("/openapi/"):
+                return self.openapi(path, handler.headers.get("Accept") or "")
+            document = self.registry().discovery(path)
+            if document is not None:
+                return Response(200, document)
+        return self.rest(req)
 
-    def _prepare_new(self, obj, namespace):
-        meta = obj.setdefault("metadata", {})
-        meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("creationTimestamp", rfc3339(now()))
-        if namespace:
-            meta["namespace"] = namespace
-        return obj
+    def openapi_v2(self, accept):
+        """Deviation: an OpenAPI v2 document without paths or definitions (kubectl reads v3; its
+        legacy fallbacks then find no schema, as for a kind they do not know)."""
+        info = {"swagger": "2.0", "info": {"title": "Kubernetes", "version": self.version}}
+        if "protobuf" in accept and "json" not in accept:
+            def field(number, payload):  # a length-delimited protobuf field
+                return bytes([number << 3 | 2, len(payload)]) + payload
+            body = field(1, b"2.0") + field(2, field(1, b"Kubernetes") + field(2, self.version.encode()))
+            return Response(200, body, "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
+        return Response(200, info)
 
-    def _sign_csr(self, csr):
+    def openapi(self, path, handler_accept=""):
+        registry = self.registry()
+        if path == "/openapi/v3":
+            paths = {}
+            for group, versions in registry.group_versions().items():
+                for version in versions:
+                    gv = f"api/{version}" if not group else f"apis/{group}/{version}"
+                    _, digest = self.openapi_document(registry, group, version)
+                    paths[gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={digest}"}
+            return Response(200, {"paths": paths})
+        if path == "/openapi/v2":
+            return self.openapi_v2(handler_accept)
+        m = re.fullmatch(r"/openapi/v3/(?:api/([^/]+)|apis/([^/]+)/([^/]+))", path)
+        if m and registry.in_group_version(m.group(2) or "", m.group(1) or m.group(3)):
+            document, _ = self.openapi_document(registry, m.group(2) or "", m.group(1) or m.group(3))
+            return Response(200, document, headers=[("Cache-Control", "no-cache, private")])
+        return Response(404, status(404, "NotFound", "the server could not find the requested resource"))
+
+    def openapi_document(self, registry, group, version):
+        resources = [r for r in registry.in_group_version(group, version) if r.group != "standin.k8s.io"]
+        key = (group, version, tuple((r.name, (r.crd or {}).get("metadata", {}).get("resourceVersion"))
+                                     for r in resources))
+        if key not in self.openapi_cache:
+            document = openapi.v3_document(self.model, group, version, resources)
+            self.openapi_cache[key] = (document, openapi.document_hash(document))
+        return self.openapi_cache[key]
+
+    def sign_csr(self, csr):
         """The CSR approver and signer kubeadm sets up for joining kubelets."""
         spec = csr.get("spec") or {}
         try:
@@ -548,7 +562,7 @@ class ApiServer:
         csr["status"] = {"certificate": base64.b64encode(cert).decode(), "conditions": [{
             "type": "Approved", "status": "True", "reason": "AutoApproved",
             "message": "Auto approving kubelet client certificate after SubjectAccessReview.",
-            "lastUpdateTime": rfc3339(now())}]}
+            "lastUpdateTime": rfc3339(now()), "lastTransitionTime": rfc3339(now())}]}
         return csr
 
 
@@ -569,69 +583,6 @@ class PeerApp:
 
 def _host_port(host, port):
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _key(resource, namespace, name):
-    return f"{resource}/{namespace}/{name}" if namespace else f"{resource}/{name}"
-
-
-def _not_found(resource, name):
-    return 404, status(404, "NotFound", f'{resource} "{name}" not found', {"name": name, "kind": resource}), \
-        "application/json"
-
-
-_ROUTES = [
-    (re.compile(r"/api/v1/nodes(?:/([^/]+))?(?:/(status))?"), "nodes", False),
-    (re.compile(r"/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?"), "configmaps", True),
-    (re.compile(r"/api/v1/namespaces/([^/]+)/secrets(?:/([^/]+))?"), "secrets", True),
-    (re.compile(r"/apis/certificates\.k8s\.io/v1/certificatesigningrequests(?:/([^/]+))?"),
-     "certificatesigningrequests", False),
-    (re.compile(r"/apis/standin\.k8s\.io/v1/members(?:/([^/]+))?"), "members", False),
-]
-
-
-def _route(path):
-    for regex, resource, namespaced in _ROUTES:
-        m = regex.fullmatch(path)
-        if not m:
-            continue
-        if namespaced:
-            return resource, m.group(1), m.group(2) or "", ""
-        groups = m.groups()
-        return resource, "", groups[0] or "", (groups[1] if len(groups) > 1 else "") or ""
-    return None
-
-
-def _discovery(path):
-    def resource(name, kind, namespaced, verbs=("create", "delete", "get", "list", "patch", "update")):
-        return {"name": name, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": list(verbs)}
-
-    if path == "/api":
-        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
-    if path == "/api/v1":
-        return {"kind": "APIResourceList", "groupVersion": "v1", "resources": [
-            resource("nodes", "Node", False), resource("nodes/status", "Node", False, ("get", "patch", "update")),
-            resource("configmaps", "ConfigMap", True), resource("secrets", "Secret", True)]}
-    if path == "/apis":
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [{
-            "name": "certificates.k8s.io", "versions": [{"groupVersion": "certificates.k8s.io/v1", "version": "v1"}],
-            "preferredVersion": {"groupVersion": "certificates.k8s.io/v1", "version": "v1"}}]}
-    if path == "/apis/certificates.k8s.io/v1":
-        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "certificates.k8s.io/v1",
-                "resources": [resource("certificatesigningrequests", "CertificateSigningRequest", False)]}
-    return None
-
-
-def _node_with_lifecycle(node):
-    """The node lifecycle controller: stale heartbeats make Ready Unknown."""
-    for cond in (node.get("status") or {}).get("conditions") or []:
-        if cond.get("type") != "Ready" or cond.get("status") != "True":
-            continue
-        from .common import parse_rfc3339
-        beat = parse_rfc3339(cond.get("lastHeartbeatTime", "1970-01-01T00:00:00Z"))
-        if now() - beat > NODE_GRACE_SECONDS:
-            cond.update(status="Unknown", reason="NodeStatusUnknown", message="Kubelet stopped posting node status.")
-    return node
 
 
 def main():

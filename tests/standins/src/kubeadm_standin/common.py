@@ -1,6 +1,7 @@
 """Shared helpers: versions, Go-style durations, errors and warnings."""
 
 import datetime
+import json
 import os
 import re
 import sys
@@ -170,6 +171,11 @@ def parse_rfc3339(text):
 
 def now():
     return time.time()
+
+
+def clone(value):
+    """A deep copy of JSON data (much faster than copy.deepcopy)."""
+    return json.loads(json.dumps(value))
 
 
 def write_file(path, data, mode=0o600):

@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from . import config, node, objects, pki
+from . import addons, config, node, objects, pki
 from .apiclient import ApiError, Client
 from .common import (STACK_TRACE_HINT, Aggregate, KubeadmError, format_duration, kubernetes_version, now,
                      parse_duration, phase_error, rfc3339, short_human_duration, warn, write_file)
@@ -253,11 +253,13 @@ def cmd_init(argv):
             "kube-public", "cluster-info", {"kubeconfig": pki.cluster_info_kubeconfig(server, ca_pem)})), api_timeout)
     out(f'[kubelet-finalize] Updating "{ETC}/kubelet.conf" to point to a rotatable kubelet client certificate and key')
     if not skipped("addon/coredns", skip) and not (cluster.get("dns") or {}).get("disabled"):
+        repo = (cluster.get("dns") or {}).get("imageRepository") or cluster["imageRepository"]
+        for path, obj in addons.coredns(cluster, f"{repo}/{node.COREDNS_IMAGE}"):
+            call_with_retry(lambda p=path, o=obj: admin.create_or_update(p, o), api_timeout)
         out("[addons] Applied essential addon: CoreDNS")
     if not skipped("addon/kube-proxy", skip) and not (cluster.get("proxy") or {}).get("disabled"):
-        call_with_retry(lambda: admin.create_or_update("/api/v1/namespaces/kube-system/configmaps", objects.configmap(
-            "kube-system", "kube-proxy", {"config.conf": yaml.safe_dump(cfg.kube_proxy, sort_keys=True)})),
-            api_timeout)
+        for path, obj in addons.kube_proxy(cfg.kube_proxy, node.image(cluster, "kube-proxy")):
+            call_with_retry(lambda p=path, o=obj: admin.create_or_update(p, o), api_timeout)
         out("[addons] Applied essential addon: kube-proxy")
     if not skipped("show-join-command", skip):
         print_init_done(server, cluster, tokens[0] if tokens else "<value withheld>",
