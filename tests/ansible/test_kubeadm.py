@@ -61,8 +61,11 @@ JOIN_CONFIG = "/etc/kubernetes/kubeadm-join.yaml"
 WRONG_HASH = "sha256:" + hashlib.sha256(b"another cluster").hexdigest()
 UNKNOWN_TOKEN = "abcdef.0123456789abcdef"
 # What a node holds, byte for byte (kubeadm's files and the kubelet's).
+# etcd's data changes on its own while the cluster runs (node status, leases), so
+# for /var/lib/etcd only the paths, types and modes count.
 SNAPSHOT = (
-    "find /etc/kubernetes /var/lib/kubelet /var/lib/etcd -printf '%p %y %m %s\\n' 2>/dev/null | sort; "
+    "find /etc/kubernetes /var/lib/kubelet -printf '%p %y %m %s\\n' 2>/dev/null | sort; "
+    "find /var/lib/etcd -printf '%p %y %m\\n' 2>/dev/null | sort; "
     "find /etc/kubernetes /var/lib/kubelet -type f -exec sha256sum {} + | sort"
 )
 
