@@ -10,7 +10,7 @@ VENV = $(shell scripts/venv.sh --print)
 # The module crates (every workspace member with a src/main.rs); override to build fewer.
 MODULES ?= $(shell scripts/stage-modules.sh --list)
 
-.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint bench fuzz molecule lab lab-destroy clean
+.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint lint-ansible bench fuzz molecule lab lab-destroy clean
 
 help:
 	@echo "make lab          build everything and run the main job on the local lab"
@@ -54,16 +54,21 @@ test-standins: venv images
 	"$(VENV)/bin/python" -m pytest -p no:cacheprovider tests/standins
 
 test-ansible: build images
-	"$(VENV)/bin/python" -m pytest -p no:cacheprovider tests/ansible
+	"$(VENV)/bin/python" -m pytest -p no:cacheprovider tests/unit tests/ansible
 
-test: lint test-rust test-standins test-ansible
+## ansible-lint, production profile, over the roles, playbooks, inventories and Molecule
+## scenarios (.ansible-lint; the collection must be built for the FQCNs to resolve).
+lint-ansible: build
+	"$(VENV)/bin/ansible-lint"
+
+test: lint test-rust test-standins test-ansible lint-ansible
 
 bench: build images
 	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-bench openssh-server,kmod,sudo,containerd,keepalived,haproxy
 	"$(VENV)/bin/python" bench/bench.py
 
 ## Molecule scenarios of the roles (podman systemd containers; `molecule test -s NAME`).
-MOLECULE_SCENARIOS ?= k8s_host ha_loadbalancing
+MOLECULE_SCENARIOS ?= k8s_host ha_loadbalancing k8s_admin_host cluster
 molecule: build images
 	for scenario in $(MOLECULE_SCENARIOS); do PATH="$(VENV)/bin:$$PATH" molecule test -s $$scenario || exit 1; done
 

@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 stage=build/collection
 rm -rf "$stage"
 mkdir -p "$stage/plugins" "$stage/meta" "$stage/roles" "$stage/playbooks"
-cp galaxy.yml README.md LICENSE "$stage/"
+cp galaxy.yml README.md CHANGELOG.md LICENSE "$stage/"
 cp meta/runtime.yml "$stage/meta/"
 cp -r plugins/modules "$stage/plugins/modules"
-for plugin_dir in action plugin_utils; do
+for plugin_dir in action plugin_utils filter; do
   [ -d "plugins/$plugin_dir" ] && cp -r "plugins/$plugin_dir" "$stage/plugins/$plugin_dir"
 done
 # Galaxy accepts only ^[a-z][a-z0-9_]*$ as role names; the repository keeps the names

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The local lab: 3 control-plane + 2 worker podman systemd hosts on a private podman
 # network, and the InitCluster playbook run against them.
-#   lab.sh up      create (or reuse) the hosts and run playbooks/InitCluster.yml
+#   lab.sh up [ARGS]  create (or reuse) the hosts, run playbooks/InitCluster.yml [ARGS]
 #   lab.sh down    remove the hosts and the network
 #   lab.sh status  what runs
 set -euo pipefail
@@ -12,24 +12,48 @@ subnet=${LAB_SUBNET:-10.213.37.0/24}
 prefix=${subnet%.*}
 image=localhost/bmk8s-bookworm
 inventory=build/lab/hosts.yml
+repo_dir=build/lab/k8s-repo
+k8s_version=${LAB_K8S_VERSION:-1.31.4}
+swap=$( [ "$(wc -l </proc/swaps)" -gt 1 ] && echo keep || echo off )
 declare -A address=([cp1]=$prefix.11 [cp2]=$prefix.12 [cp3]=$prefix.13 [worker1]=$prefix.21 [worker2]=$prefix.22)
 nodes=(cp1 cp2 cp3 worker1 worker2)
 
 write_inventory() {
   mkdir -p "$(dirname "$inventory")"
+  # The VRRP password of this lab only (kept in build/lab, mode 0600).
+  if [ ! -s build/lab/vrrp-password ]; then
+    (umask 077; head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n' | cut -c1-8 >build/lab/vrrp-password)
+  fi
   {
     echo "# Written by scripts/lab.sh: the lab's hosts, reached with podman exec."
     echo "all:"
     echo "  vars:"
     echo "    ansible_connection: containers.podman.podman"
     echo "    ansible_python_interpreter: /usr/bin/python3"
+    echo "    # podman exec is root already (the playbook asks for become; the hosts have no sudo)."
+    echo "    ansible_become: false"
+    echo "    k8s_kubernetes_version: \"$k8s_version\""
+    echo "    k8s_vip: $prefix.100/24"
+    echo "    k8s_vip_port: 8443"
+    echo "    k8s_vrrp_password: $(cat build/lab/vrrp-password)"
+    echo "    k8s_pod_subnet: 10.244.0.0/16"
+    echo "    k8s_cni: flannel"
+    echo "    k8s_cni_manifest: $PWD/tests/fixtures/cni/kube-flannel.yml"
+    echo "    k8s_host_hostname: \"{{ inventory_hostname }}\""
+    echo "    k8s_host_etc_hosts: true"
+    echo "    # The kubeadm/kubelet stand-in (tests/standins): a flat, unsigned local repository."
+    echo "    k8s_host_kubernetes_apt_repo_url: file:/srv/k8s-repo"
+    echo "    k8s_host_kubernetes_apt_repo_suite: ./"
+    echo "    k8s_host_kubernetes_apt_repo_trusted: true"
+    echo "    # /proc/swaps is not namespaced: never turn off this machine's own swap."
+    echo "    k8s_host_swap: $swap"
     echo "  children:"
     echo "    k8s_control_plane:"
     echo "      hosts:"
-    for n in cp1 cp2 cp3; do echo "        $n: {ansible_host: bmk8s-lab-$n, node_address: ${address[$n]}}"; done
+    for n in cp1 cp2 cp3; do echo "        $n: {ansible_host: bmk8s-lab-$n, k8s_node_address: ${address[$n]}}"; done
     echo "    k8s_worker:"
     echo "      hosts:"
-    for n in worker1 worker2; do echo "        $n: {ansible_host: bmk8s-lab-$n, node_address: ${address[$n]}}"; done
+    for n in worker1 worker2; do echo "        $n: {ansible_host: bmk8s-lab-$n, k8s_node_address: ${address[$n]}}"; done
     echo "    k8s_admin:"
     echo "      hosts:"
     echo "        cp1:"
@@ -37,11 +61,13 @@ write_inventory() {
 }
 
 up() {
+  mkdir -p build/lab
+  tests/standins/build-repo.sh "$repo_dir" "$k8s_version" >/dev/null
   podman network exists "$network" || podman network create --subnet "$subnet" "$network" >/dev/null
   for n in "${nodes[@]}"; do
     podman container exists "bmk8s-lab-$n" && continue
     podman run -d --name "bmk8s-lab-$n" --hostname "$n" --network "$network" --ip "${address[$n]}" \
-      --privileged --label baremetal.k8s.lab=1 "$image" >/dev/null
+      --privileged --label baremetal.k8s.lab=1 --volume "$PWD/$repo_dir:/srv/k8s-repo:ro" "$image" >/dev/null
   done
   for n in "${nodes[@]}"; do
     for _ in $(seq 120); do
@@ -51,7 +77,7 @@ up() {
     done
   done
   write_inventory
-  ansible-playbook -i "$inventory" playbooks/InitCluster.yml
+  ansible-playbook -i "$inventory" playbooks/InitCluster.yml "$@"
   status
 }
 
@@ -59,11 +85,14 @@ status() {
   echo
   echo "lab network $network ($subnet); inventory $inventory"
   podman ps --filter label=baremetal.k8s.lab=1 --format '{{.Names}}\t{{.Status}}'
-  for n in "${nodes[@]}"; do
+  echo "endpoint: https://$prefix.100:8443"
+  for n in cp1 cp2 cp3; do
     podman container exists "bmk8s-lab-$n" || continue
-    printf '%-8s %-14s ip_forward=%s\n' "$n" "${address[$n]}" \
-      "$(podman exec "bmk8s-lab-$n" cat /proc/sys/net/ipv4/ip_forward)"
+    if podman exec "bmk8s-lab-$n" ip -o address show to "$prefix.100" | grep -q .; then echo "VIP holder: $n"; fi
   done
+  if podman exec bmk8s-lab-cp1 test -s /etc/kubernetes/admin.conf 2>/dev/null; then
+    podman exec -e KUBECONFIG=/etc/kubernetes/admin.conf bmk8s-lab-cp1 kubectl get nodes -o wide
+  fi
 }
 
 down() {
@@ -74,7 +103,7 @@ down() {
 }
 
 case ${1:-} in
-  up) up ;;
+  up) shift; up "$@" ;;
   down) down ;;
   status) status ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
