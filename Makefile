@@ -14,7 +14,7 @@ MODULES ?= $(shell scripts/stage-modules.sh --list)
 
 help:
 	@echo "make lab          build everything and run the main job on the local lab"
-	@echo "make test         run all the tests (Rust, then real ansible-playbook against podman containers)"
+	@echo "make test         run all the tests (Rust, real ansible-playbook against podman containers, the Molecule scenarios)"
 	@echo "make build        static module binaries into plugins/modules, collection tarball into build/"
 	@echo "make bench        benchmarks -> docs/benchmarks.md"
 	@echo "make molecule     the roles' Molecule scenarios (MOLECULE_SCENARIOS=...)"
@@ -61,10 +61,14 @@ test-ansible: build images
 lint-ansible: build
 	"$(VENV)/bin/ansible-lint"
 
-test: lint test-rust test-standins test-ansible lint-ansible
+test: lint test-rust test-standins test-ansible lint-ansible molecule
 
+## The bench hosts see no Debian mirror (bench/lab.py), so their image holds every package
+## the node preparation and InitCluster install: sshd, the daemons, containerd and its runtime
+## and CNI plugins, python3-apt (the apt module), and what the kubeadm stand-in depends on.
+BENCH_IMAGE_PACKAGES := openssh-server,kmod,sudo,containerd,keepalived,haproxy,runc,containernetworking-plugins,python3-apt,ca-certificates,python3-yaml,openssl
 bench: build images
-	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-bench openssh-server,kmod,sudo,containerd,keepalived,haproxy
+	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm-bench $(BENCH_IMAGE_PACKAGES)
 	"$(VENV)/bin/python" bench/bench.py
 
 ## Molecule scenarios of the roles (podman systemd containers; `molecule test -s NAME`).

@@ -176,6 +176,33 @@ pub fn subnets(param: &str, list: &[String], kind: SubnetKind) -> Result<String,
     Ok(items.join(","))
 }
 
+/// kubeadm's `networking.serviceSubnet` when none is given.
+pub const KUBEADM_DEFAULT_SERVICE_SUBNET: &str = "10.96.0.0/12";
+
+/// The first pod and service CIDRs (comma-joined lists, as [`subnets`] returns them) that
+/// share addresses. kubeadm does not check this, and the cluster then routes some pod
+/// addresses as services.
+pub fn overlapping_subnets<'a>(pods: &'a str, services: &'a str) -> Option<(&'a str, &'a str)> {
+    pods.split(',')
+        .flat_map(|pod| services.split(',').map(move |service| (pod, service)))
+        .find(|(pod, service)| match (cidr(pod), cidr(service)) {
+            (Some(a), Some(b)) => cidrs_overlap(a, b),
+            _ => false,
+        })
+}
+
+/// Two CIDRs overlap when they agree on the bits of the shorter prefix.
+fn cidrs_overlap((a, a_prefix): (IpAddr, u8), (b, b_prefix): (IpAddr, u8)) -> bool {
+    let (a, b, bits) = match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b)), 32),
+        (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), 128),
+        _ => return false,
+    };
+    let shift = bits - u32::from(a_prefix.min(b_prefix));
+    // A /0 covers everything: a shift by the full width has no bits left to compare.
+    a.checked_shr(shift).unwrap_or(0) == b.checked_shr(shift).unwrap_or(0)
+}
+
 /// `unix:///path` (a bare absolute path gets the scheme, as kubeadm itself does with a
 /// deprecation warning).
 pub fn cri_socket(param: &str, text: &str) -> Result<String, String> {
@@ -448,5 +475,39 @@ mod tests {
         assert!(cri_socket("s", "unix://relative").is_err());
         assert!(node_name("node_name", "Node_1").is_err());
         assert!(preflight_errors("i", &["Swap".into(), "rm -rf".into()]).is_err());
+    }
+
+    #[test]
+    fn pod_and_service_subnets_that_share_addresses() {
+        assert_eq!(
+            overlapping_subnets("10.96.0.0/16", KUBEADM_DEFAULT_SERVICE_SUBNET),
+            Some(("10.96.0.0/16", "10.96.0.0/12"))
+        );
+        assert_eq!(
+            overlapping_subnets("10.244.0.0/16", KUBEADM_DEFAULT_SERVICE_SUBNET),
+            None
+        );
+        // The seed-003 mistake: a /112 service network inside the /56 of the pods.
+        assert_eq!(
+            overlapping_subnets("2001:db8:42::/56", "2001:db8:42:1::/112"),
+            Some(("2001:db8:42::/56", "2001:db8:42:1::/112"))
+        );
+        assert_eq!(
+            overlapping_subnets("2001:db8:42::/56", "2001:db8:42:100::/112"),
+            None
+        );
+        // Dual-stack: each family against its own; IPv4 never overlaps IPv6.
+        assert_eq!(
+            overlapping_subnets(
+                "10.244.0.0/16,fd00:10:244::/56",
+                "10.96.0.0/12,fd00:10:244:7::/112"
+            ),
+            Some(("fd00:10:244::/56", "fd00:10:244:7::/112"))
+        );
+        assert_eq!(overlapping_subnets("0.0.0.0/0", "fd00::/112"), None);
+        assert_eq!(
+            overlapping_subnets("::/0", "fd00::/112"),
+            Some(("::/0", "fd00::/112"))
+        );
     }
 }

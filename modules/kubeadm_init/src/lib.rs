@@ -450,10 +450,39 @@ pub fn apply(params: &Params, ctx: &mut Context, paths: &HostPaths, now: i64) ->
     result
 }
 
+/// Pod and service networks that share addresses: kubeadm does not check, and the
+/// cluster then routes some pod addresses as services.
+fn subnet_overlap(plan: &Plan) -> Option<String> {
+    let pods = plan.pod_subnet.as_deref()?;
+    let services = plan
+        .service_subnet
+        .as_deref()
+        .unwrap_or(validate::KUBEADM_DEFAULT_SERVICE_SUBNET);
+    let (pod, service) = validate::overlapping_subnets(pods, services)?;
+    Some(format!(
+        "pod_subnet and service_subnet overlap: {pod} and {service}{} share addresses; give networks apart from each other",
+        if plan.service_subnet.is_none() { " (kubeadm's default service_subnet)" } else { "" }
+    ))
+}
+
 fn run_steps(params: &Params, ctx: &mut Context, paths: &HostPaths, now: i64) -> Result<Outcome> {
     let plan = plan(params, ctx.settings.no_log)?;
     let kubeadm = Kubeadm::detect(&params.kubeadm_path)?;
     let state = init_state(paths);
+    // Overlapping networks are refused for a cluster about to be created; one that already
+    // runs with them cannot change them, so there it is a warning.
+    if let Some(overlap) = subnet_overlap(&plan) {
+        match state {
+            InitState::Initialized => ctx.warn(format!(
+                "{overlap} (this cluster runs with them; kubeadm cannot change its networks)"
+            )),
+            _ => {
+                return Err(ModuleError::params(format!(
+                    "{overlap}. Nothing was changed."
+                )))
+            }
+        }
+    }
     // The version limits matter only to an init that will run: an initialised node
     // whose kubeadm was upgraded since is fine.
     let version = match state {
