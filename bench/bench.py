@@ -14,7 +14,7 @@ ssh (sshd in the container, ControlPersist on, pipelining on), as real hosts are
    with --standard-scales), with memory per container;
 4. size: each binary's bytes, and the bytes that cross the network to each host per run.
 
-Usage: bench/bench.py [--runs 3] [--tasks 50] [--scales 5,10,20] [--scale-reruns 3,1,1]
+Usage: bench/bench.py [--runs 3] [--tasks 50] [--scales 5,10,20] [--scale-reruns 3,3,3]
                       [--sections per-task,initcluster,scale]
 """
 
@@ -673,7 +673,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tasks", type=int, default=50)
     parser.add_argument("--scales", default="5,10,20")
-    parser.add_argument("--scale-reruns", default="3,1,1", help="no-op re-runs per size (--scales order)")
+    parser.add_argument("--scale-reruns", default="3,3,3", help="no-op re-runs per size (--scales order)")
     parser.add_argument("--ways", default="fast,standard,stock", help="ways of the scale section")
     parser.add_argument("--standard-scales", default="", help="sizes that also run the standard path")
     parser.add_argument("--sections", default="per-task,initcluster,scale")

@@ -32,7 +32,9 @@ import hashlib
 import json
 import os
 import shlex
+import tempfile
 
+from ansible import constants as C
 from ansible.module_utils.common.text.converters import to_text
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -79,20 +81,37 @@ case "$sum" in
 esac
 """
 
-_digests: dict[tuple[str, float, int], str] = {}
-
-
 def _digest(path: str) -> str:
-    """sha256 of the module binary, memoised per (path, mtime, size) for the run."""
+    """sha256 of the module binary. Every task runs in a new worker process, so a memo in
+    this process would not outlive the task: the digest is kept for the run in Ansible's
+    local temp folder of the run (private, removed when ansible-playbook exits; Ansible keeps
+    its AnsiballZ payloads there the same way), keyed by the file's identity, size and
+    modification and change times, so a binary rebuilt during the run is hashed again."""
     stat = os.stat(path)
-    key = (path, stat.st_mtime, stat.st_size)
-    if key not in _digests:
-        sha = hashlib.sha256()
-        with open(path, "rb") as binary:
-            for chunk in iter(lambda: binary.read(1 << 20), b""):
-                sha.update(chunk)
-        _digests[key] = sha.hexdigest()
-    return _digests[key]
+    identity = f"{path}\0{stat.st_dev}\0{stat.st_ino}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}"
+    cache = os.path.join(C.DEFAULT_LOCAL_TMP, "baremetal_k8s_digests")
+    entry = os.path.join(cache, hashlib.sha256(identity.encode()).hexdigest())
+    try:
+        with open(entry, encoding="ascii") as cached:
+            digest = cached.read()
+        if len(digest) == 64:
+            return digest
+    except (OSError, ValueError):
+        pass
+    sha = hashlib.sha256()
+    with open(path, "rb") as binary:
+        for chunk in iter(lambda: binary.read(1 << 20), b""):
+            sha.update(chunk)
+    digest = sha.hexdigest()
+    try:  # written whole, then renamed: a concurrent task reads all of it or nothing
+        os.makedirs(cache, mode=0o700, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=cache)
+        with os.fdopen(fd, "w", encoding="ascii") as cached:
+            cached.write(digest)
+        os.replace(temp, entry)
+    except OSError:
+        pass
+    return digest
 
 
 class BinaryModuleAction(ActionBase):
@@ -151,20 +170,21 @@ class BinaryModuleAction(ActionBase):
             "unusable": UNUSABLE,
             "upload_check_failed": UPLOAD_CHECK_FAILED,
         }
+        # The scripts run in the one /bin/sh that Ansible starts for the command (after
+        # become, if any), so the task's environment is exported there.
         env = self._compute_environment_string()
-        run_cmd = f"{env} /bin/sh -c {shlex.quote(RUN_SCRIPT % names)}".strip()
+        run_cmd = (f"export {env}\n" if env else "") + RUN_SCRIPT % names
         args_json = _encode_args(module_args, profile)
 
-        res = self._low_level_execute_command(run_cmd, sudoable=True, in_data=args_json)
+        res = self._run_script(run_cmd, args_json)
         if res["rc"] == MISSING:
-            upload_cmd = f"/bin/sh -c {shlex.quote(UPLOAD_SCRIPT % names)}"
             with open(module_path, "rb") as binary:
-                uploaded = self._low_level_execute_command(upload_cmd, sudoable=True, in_data=binary.read())
+                uploaded = self._run_script(UPLOAD_SCRIPT % names, binary.read())
             if uploaded["rc"] != 0:
                 self._fallback_reason = f"cannot store the binary in the cache (rc={uploaded['rc']}: {to_text(uploaded.get('stderr', '')).strip()})"
                 return None
             display.vvv(f"baremetal.k8s fast path: stored {names['name']} {names['digest'][:12]} in the cache")
-            res = self._low_level_execute_command(run_cmd, sudoable=True, in_data=args_json)
+            res = self._run_script(run_cmd, args_json)
         if res["rc"] == UNSAFE:
             self._display.warning(
                 f"baremetal.k8s: the cached {names['name']} ({CACHE_ROOT}/{names['digest'][:12]}...) is not private to "
@@ -177,6 +197,13 @@ class BinaryModuleAction(ActionBase):
             return None
         display.vvv(f"baremetal.k8s fast path: ran {names['name']} {names['digest'][:12]} from the cache")
         return self._module_result(res, profile)
+
+    def _run_script(self, script: str, in_data: bytes) -> dict:
+        """One round trip: the script in the /bin/sh Ansible starts for a command (after
+        become), or in one of its own where the connection starts none."""
+        if self._connection.allow_executable:
+            return self._low_level_execute_command(script, sudoable=True, in_data=in_data, executable="/bin/sh")
+        return self._low_level_execute_command(f"/bin/sh -c {shlex.quote(script)}", sudoable=True, in_data=in_data)
 
     def _binary_module_path(self, module_name: str) -> str | None:
         context = self._shared_loader_obj.module_loader.find_plugin_with_context(
