@@ -10,7 +10,7 @@ VENV = $(shell scripts/venv.sh --print)
 # The module crates (every workspace member with a src/main.rs); override to build fewer.
 MODULES ?= $(shell scripts/stage-modules.sh --list)
 
-.PHONY: help build modules collection venv images test test-rust test-standins test-ansible lint lint-ansible bench fuzz molecule lab lab-destroy clean
+.PHONY: help setup build modules collection venv images test test-rust test-standins test-ansible lint lint-ansible bench fuzz molecule lab lab-destroy clean
 
 help:
 	@echo "make lab          build everything and run the main job on the local lab"
@@ -20,6 +20,10 @@ help:
 	@echo "make molecule     the roles' Molecule scenarios (MOLECULE_SCENARIOS=...)"
 	@echo "make fuzz         fuzz the haproxy and keepalived parsers (FUZZ_SECONDS=60 each)"
 	@echo "make lab-destroy  remove the lab containers and network"
+
+## System packages (podman, debootstrap, the daemons the tests run): installed when missing.
+setup:
+	@scripts/setup.sh
 
 ## Static binaries: glibc with +crt-static. --target keeps the flag off build scripts
 ## and proc-macros, which cannot be static.
@@ -35,7 +39,7 @@ build: collection
 venv:
 	@scripts/venv.sh
 
-images:
+images: setup
 	tests/images/build-image.sh bookworm localhost/bmk8s-bookworm
 
 lint:
@@ -61,7 +65,7 @@ test-ansible: build images
 lint-ansible: build
 	"$(VENV)/bin/ansible-lint"
 
-test: lint test-rust test-standins test-ansible lint-ansible molecule
+test: setup lint test-rust test-standins test-ansible lint-ansible molecule
 
 ## The bench hosts see no Debian mirror (bench/lab.py), so their image holds every package
 ## the node preparation and InitCluster install: sshd, the daemons, containerd and its runtime

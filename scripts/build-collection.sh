@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Assembles the baremetal.k8s collection in build/collection (modules + docs, roles
+# Assembles the baremetal.k8s collection in build/collection (modules + doc stubs, roles
 # under their collection names, playbooks, meta) and builds the tarball into build/.
 # build/collections/ansible_collections/baremetal/k8s points at the same staging tree,
 # so playbooks run from this repository resolve baremetal.k8s.* by FQCN too.
@@ -11,18 +11,23 @@ rm -rf "$stage"
 mkdir -p "$stage/plugins" "$stage/meta" "$stage/roles" "$stage/playbooks"
 cp galaxy.yml README.md CHANGELOG.md LICENSE "$stage/"
 cp meta/runtime.yml "$stage/meta/"
-cp -r plugins/modules "$stage/plugins/modules"
+# Each module: its binary under bin/, plugins/modules/NAME a symlink to it (what runs),
+# and NAME.py its documentation stub (what ansible-doc -l reads; scripts/doc-stub.py).
+mkdir -p "$stage/bin" "$stage/plugins/modules"
+for doc in plugins/modules/*.yml; do
+  name=$(basename "$doc" .yml)
+  install -m 0755 "plugins/modules/$name" "$stage/bin/$name"
+  ln -s "../../bin/$name" "$stage/plugins/modules/$name"
+  python3 scripts/doc-stub.py "$doc" > "$stage/plugins/modules/$name.py"
+done
 for plugin_dir in action plugin_utils filter; do
   [ -d "plugins/$plugin_dir" ] && cp -r "plugins/$plugin_dir" "$stage/plugins/$plugin_dir"
 done
-# Galaxy accepts only ^[a-z][a-z0-9_]*$ as role names; the repository keeps the names
-# users know from the seed material.
-declare -A role_names=([K8sHost]=k8s_host [K8sAdminHost]=k8s_admin_host [HA-LoadBalancing]=ha_loadbalancing)
+# The role folders carry their collection names (Galaxy accepts only ^[a-z][a-z0-9_]*$);
+# roles/K8sHost and the other guide names are links to them, for the repository only.
 for role in roles/*/; do
   role=$(basename "$role")
-  target=${role_names[$role]:-}
-  [ -n "$target" ] || { echo "no collection name for role $role (add it to $0)" >&2; exit 1; }
-  cp -r "roles/$role" "$stage/roles/$target"
+  [ -L "roles/$role" ] || cp -r "roles/$role" "$stage/roles/$role"
 done
 compgen -G 'playbooks/*.yml' >/dev/null && cp playbooks/*.yml "$stage/playbooks/"
 ansible-galaxy collection build --force --output-path build "$stage" >/dev/null

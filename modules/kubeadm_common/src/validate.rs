@@ -118,6 +118,23 @@ pub fn node_name(param: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// The file kubeadm reads its config from: an absolute path that is not a folder.
+pub fn config_path(param: &str, path: &std::path::Path) -> Result<(), String> {
+    if !path.is_absolute() {
+        return Err(format!(
+            "{param}: {} is not an absolute path; give the file kubeadm reads its config from, e.g. /etc/kubernetes/kubeadm-config.yaml",
+            path.display()
+        ));
+    }
+    if path.is_dir() {
+        return Err(format!(
+            "{param}: {} is a folder; give the file kubeadm reads its config from, e.g. /etc/kubernetes/kubeadm-config.yaml",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// A CIDR as kubeadm's ParseCIDRs reads it: the address and the prefix length.
 pub fn cidr(text: &str) -> Option<(IpAddr, u8)> {
     let (address, prefix) = text.trim().split_once('/')?;
@@ -165,6 +182,12 @@ pub fn subnets(param: &str, list: &[String], kind: SubnetKind) -> Result<String,
                 if address.is_ipv4() { "IPv4" } else { "IPv6" }
             ));
         }
+        let network = network_of(address, prefix);
+        if network != address {
+            return Err(format!(
+                "{param}: {item:?} has host bits set: write the network, {network}/{prefix}"
+            ));
+        }
         parsed.push(address);
     }
     if parsed.len() == 2 && parsed[0].is_ipv4() == parsed[1].is_ipv4() {
@@ -174,6 +197,20 @@ pub fn subnets(param: &str, list: &[String], kind: SubnetKind) -> Result<String,
         ));
     }
     Ok(items.join(","))
+}
+
+/// The network address of `address/prefix` (host bits cleared).
+fn network_of(address: IpAddr, prefix: u8) -> IpAddr {
+    match address {
+        IpAddr::V4(a) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V4((u32::from(a) & mask).into())
+        }
+        IpAddr::V6(a) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            IpAddr::V6((u128::from(a) & mask).into())
+        }
+    }
 }
 
 /// kubeadm's `networking.serviceSubnet` when none is given.
@@ -426,6 +463,14 @@ mod tests {
             .expect_err("same family")
             .contains("one IPv4 and one IPv6"));
         assert!(ok(&["10.0.0.0/33"], SubnetKind::Pod).is_err());
+        assert_eq!(
+            ok(&["10.244.1.5/16"], SubnetKind::Pod).expect_err("host bits"),
+            "p: \"10.244.1.5/16\" has host bits set: write the network, 10.244.0.0/16"
+        );
+        assert!(ok(&["fd00:10:244::1/56"], SubnetKind::Pod)
+            .expect_err("v6 host bits")
+            .contains("write the network, fd00:10:244::/56"));
+        assert!(ok(&["0.0.0.0/0"], SubnetKind::Pod).is_ok());
         assert!(ok(&["10.0.0.0"], SubnetKind::Pod).is_err());
         assert!(ok(&["10.96.0.0/11"], SubnetKind::Service)
             .expect_err("big")

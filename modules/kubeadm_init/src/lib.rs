@@ -185,6 +185,7 @@ pub fn plan(params: &Params, no_log: bool) -> Result<Plan> {
              Nothing was changed.",
         ));
     }
+    validate::config_path("config_path", &params.config_path).map_err(p)?;
     let endpoint = params
         .control_plane_endpoint
         .as_deref()

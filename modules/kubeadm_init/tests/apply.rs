@@ -425,7 +425,7 @@ fn a_worker_is_not_initialised() {
 }
 
 #[test]
-fn check_mode_runs_nothing_and_reports_the_change() {
+fn check_mode_changes_nothing_validates_the_config_and_reports_the_change() {
     let host = Host::new("v1.31.4");
     let (result, status) =
         host.run(json!({"_ansible_check_mode": true, "join_material": "control-plane"}));
@@ -436,7 +436,8 @@ fn check_mode_runs_nothing_and_reports_the_change() {
         json!({"before": false, "after": false})
     );
     assert_eq!(result["join"], Value::Null);
-    assert_eq!(host.calls(), vec!["version -o short"]);
+    // `kubeadm config validate` reads only the candidate: check mode predicts a refusal.
+    assert_eq!(host.calls(), vec!["version -o short", "config validate"]);
     assert!(!host.k8s("kubeadm-config.yaml").exists());
 }
 
@@ -499,8 +500,16 @@ fn a_config_kubeadm_rejects_is_never_written() {
         "{result}"
     );
     assert!(msg(&result).contains("unknown field"), "{result}");
+    assert_eq!(result["changed"], json!(false), "{result}");
     assert!(!host.k8s("kubeadm-config.yaml").exists());
     assert!(!host.calls().iter().any(|c| c == "init"));
+
+    // Check mode predicts the refusal instead of reporting a change.
+    let (result, status) = host.run(json!({"_ansible_check_mode": true}));
+    assert_eq!(status, 1, "{result}");
+    assert_eq!(result["changed"], json!(false), "{result}");
+    assert!(msg(&result).contains("unknown field"), "{result}");
+    assert!(!host.k8s("kubeadm-config.yaml").exists());
 }
 
 #[test]
@@ -510,6 +519,7 @@ fn bad_input_is_refused_before_anything_runs() {
         (json!({"control_plane_endpoint": "10.0.0.100:99999"}), "control_plane_endpoint: \"10.0.0.100:99999\" is not a valid endpoint"),
         (json!({"control_plane_endpoint": "API_VIP"}), "control_plane_endpoint: \"API_VIP\" is not a valid endpoint"),
         (json!({"pod_subnet": "10.244.0.0/33"}), "pod_subnet: \"10.244.0.0/33\" is not a CIDR"),
+        (json!({"pod_subnet": "10.244.1.5/16"}), "pod_subnet: \"10.244.1.5/16\" has host bits set: write the network, 10.244.0.0/16"),
         (json!({"pod_subnet": ["10.244.0.0/16", "10.245.0.0/16"]}), "pod_subnet: a dual-stack pair needs one IPv4 and one IPv6 CIDR"),
         (json!({"service_subnet": "10.96.0.0/8"}), "service_subnet: \"10.96.0.0/8\" is too large"),
         (json!({"pod_subnet": "10.96.0.0/16"}), "pod_subnet and service_subnet overlap: 10.96.0.0/16 and 10.96.0.0/12 (kubeadm's default service_subnet) share addresses"),
@@ -530,6 +540,8 @@ fn bad_input_is_refused_before_anything_runs() {
         (json!({"cert_sans": ["k8s api"]}), "cert_sans: \"k8s api\" is neither an IP address nor a DNS name"),
         (json!({"bind_port": 0}), "bind_port: must be a port from 1 to 65535"),
         (json!({"kubeadm_path": "/nonexistent/kubeadm"}), "kubeadm_path: /nonexistent/kubeadm is not an executable"),
+        (json!({"config_path": "/"}), "config_path: / is a folder"),
+        (json!({"config_path": "kubeadm.yaml"}), "config_path: kubeadm.yaml is not an absolute path"),
         (json!({"podSubnet": "10.244.0.0/16"}), "Unsupported parameters for (kubeadm_init) module: podSubnet"),
     ] {
         host.clear_calls();

@@ -141,6 +141,7 @@ pub fn plan(params: &Params, ctx: &mut Context) -> Result<Plan> {
     fn p(msg: impl Into<String>) -> ModuleError {
         ModuleError::params(msg)
     }
+    validate::config_path("config_path", &params.config_path).map_err(p)?;
     let endpoint = validate::host_port("api_endpoint", &params.api_endpoint, true).map_err(p)?;
     // The runtime masks the values as given; the forms rendered are masked too.
     ctx.add_secret(params.token.trim());

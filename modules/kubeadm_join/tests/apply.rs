@@ -301,7 +301,8 @@ fn check_mode_changes_nothing() {
     assert_eq!(status, 0, "{result}");
     assert_eq!(result["changed"], json!(true));
     assert_eq!(result["joined"], json!({"before": false, "after": false}));
-    assert_eq!(node.calls(), vec!["version -o short"]);
+    // `kubeadm config validate` reads only the candidate: check mode predicts a refusal.
+    assert_eq!(node.calls(), vec!["version -o short", "config validate"]);
     assert!(!node.k8s("kubeadm-join.yaml").exists());
 }
 
@@ -363,6 +364,8 @@ fn bad_input_is_refused_before_anything_runs_and_never_quotes_secrets() {
         (json!({"cri_socket": "npipe:////./pipe/containerd"}), "cri_socket: \"npipe:////./pipe/containerd\" is not a CRI socket"),
         (json!({"bind_port": 0, "control_plane": true, "certificate_key": KEY}), "bind_port: must be a port from 1 to 65535"),
         (json!({"extra_config": {"InitConfiguration": {}}}), "extra_config: \"InitConfiguration\" is not a document of this config; accepted: JoinConfiguration"),
+        (json!({"config_path": "/"}), "config_path: / is a folder"),
+        (json!({"config_path": "kubeadm.yaml"}), "config_path: kubeadm.yaml is not an absolute path"),
         (json!({"discovery_token": TOKEN}), "Unsupported parameters for (kubeadm_join) module: discovery_token"),
     ] {
         node.clear_calls();

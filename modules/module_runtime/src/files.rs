@@ -140,29 +140,59 @@ pub fn write_atomic(
             .create(&dir)
             .map_err(|e| ModuleError::path_io("create folder", &dir, e))?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = write_temp(&temp, content, attributes).and_then(|()| {
+    with_temp_file(&dir, path, content, Some(attributes), |temp| {
         if let Some(validate) = &options.validate {
-            run_validate(validate, &temp, path)?;
+            run_validate(validate, temp, path)?;
         }
         let backup = match (options.backup, path.exists()) {
             (true, true) => Some(make_backup(path)?),
             _ => None,
         };
-        fs::rename(&temp, path).map_err(|e| ModuleError::path_io("replace", path, e))?;
+        fs::rename(temp, path).map_err(|e| ModuleError::path_io("replace", path, e))?;
         // The rename is durable only once the folder is synced.
         if let Ok(dir) = File::open(&dir) {
             let _ = dir.sync_all();
         }
         Ok(backup)
-    });
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
+    })
+}
+
+/// Runs `options.validate` on `content` as the new `path` would be, and changes nothing:
+/// check mode's way of reporting what the real run would refuse. The candidate goes to a
+/// temp file beside `path` (relative includes resolve as they will for the real file), or
+/// to the system temp folder when that folder does not exist yet; it is removed after.
+pub fn validate_candidate(path: &Path, content: &[u8], options: &WriteOptions) -> Result<()> {
+    let Some(validate) = &options.validate else {
+        return Ok(());
+    };
+    let dir = parent_of(path);
+    let dir = if dir.is_dir() {
+        dir
+    } else {
+        std::env::temp_dir()
+    };
+    with_temp_file(&dir, path, content, None, |temp| {
+        run_validate(validate, temp, path)
+    })
+}
+
+/// Writes `content` to a private temp file in `dir` named after `path` (0600 and ours
+/// unless `attributes` are given), runs `then` on it, and removes it unless `then` renamed
+/// it away.
+fn with_temp_file<T>(
+    dir: &Path,
+    path: &Path,
+    content: &[u8],
+    attributes: Option<Attributes>,
+    then: impl FnOnce(&Path) -> Result<T>,
+) -> Result<T> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = write_temp(&temp, content, attributes).and_then(|()| then(&temp));
+    let _ = fs::remove_file(&temp);
     result
 }
 
@@ -173,7 +203,7 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-fn write_temp(temp: &Path, content: &[u8], attributes: Attributes) -> Result<()> {
+fn write_temp(temp: &Path, content: &[u8], attributes: Option<Attributes>) -> Result<()> {
     let _ = fs::remove_file(temp);
     // Created 0600 and only then given its mode: a secret is never readable by others
     // for an instant.
@@ -185,7 +215,9 @@ fn write_temp(temp: &Path, content: &[u8], attributes: Attributes) -> Result<()>
         .map_err(|e| ModuleError::path_io("create", temp, e))?;
     file.write_all(content)
         .map_err(|e| ModuleError::path_io("write", temp, e))?;
-    set_attributes(temp, attributes)?;
+    if let Some(attributes) = attributes {
+        set_attributes(temp, attributes)?;
+    }
     file.sync_all()
         .map_err(|e| ModuleError::path_io("sync", temp, e))
 }

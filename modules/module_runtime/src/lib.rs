@@ -11,6 +11,7 @@ pub mod error;
 pub mod files;
 pub mod params;
 pub mod secrets;
+pub mod text;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use command::{find_executable, CommandOutput};
 pub use error::{ModuleError, Result};
 pub use files::{read_optional, read_text_optional, Attributes, FileState, WriteOptions};
 pub use secrets::Secrets;
+pub use text::TextEncoding;
 
 /// One module: its name, its params, the params that are secrets, and its logic.
 pub trait Module {
@@ -179,7 +181,9 @@ impl Context {
     }
 
     /// Brings `path` to `content` with `options`, atomically, recording the change and
-    /// the diff. In check mode nothing is written; the result is the same.
+    /// the diff once it is made. In check mode nothing is written, a new content is still
+    /// put to `options.validate`, and the result is the same as the real run's. A write
+    /// that fails (the validator refusing, say) records nothing.
     pub fn ensure_file(
         &mut self,
         path: &Path,
@@ -195,44 +199,49 @@ impl Context {
         if !content_changed && !attributes_changed {
             return Ok(false);
         }
-        let before = current
-            .as_ref()
-            .map(|c| String::from_utf8_lossy(&c.content).into_owned());
-        if content_changed {
-            self.add_diff(DiffEntry::file(
-                path,
-                before.as_deref(),
-                Some(&String::from_utf8_lossy(content)),
-            ));
-            self.record_change(match current {
-                None => format!("created {}", path.display()),
-                Some(_) => format!("updated {}", path.display()),
-            });
-        } else if let Some(current) = &current {
-            self.add_diff(DiffEntry {
-                before: format!(
-                    "mode: {:04o}, owner: {}:{}\n",
-                    current.mode, current.uid, current.gid
+        let (diff, change) = match &current {
+            Some(current) if !content_changed => (
+                DiffEntry {
+                    before: format!(
+                        "mode: {:04o}, owner: {}:{}\n",
+                        current.mode, current.uid, current.gid
+                    ),
+                    after: format!(
+                        "mode: {:04o}, owner: {}:{}\n",
+                        wanted.mode, wanted.uid, wanted.gid
+                    ),
+                    before_header: format!("{} (attributes)", path.display()),
+                    after_header: format!("{} (attributes)", path.display()),
+                },
+                format!("set mode/owner of {}", path.display()),
+            ),
+            _ => (
+                DiffEntry::file(
+                    path,
+                    current
+                        .as_ref()
+                        .map(|c| String::from_utf8_lossy(&c.content))
+                        .as_deref(),
+                    Some(&String::from_utf8_lossy(content)),
                 ),
-                after: format!(
-                    "mode: {:04o}, owner: {}:{}\n",
-                    wanted.mode, wanted.uid, wanted.gid
-                ),
-                before_header: format!("{} (attributes)", path.display()),
-                after_header: format!("{} (attributes)", path.display()),
-            });
-            self.record_change(format!("set mode/owner of {}", path.display()));
-        }
-        if self.check_mode() {
-            return Ok(true);
-        }
-        if content_changed {
-            if let Some(backup) = files::write_atomic(path, content, wanted, options)? {
-                self.backup_file = Some(backup);
+                match current {
+                    None => format!("created {}", path.display()),
+                    Some(_) => format!("updated {}", path.display()),
+                },
+            ),
+        };
+        match (content_changed, self.check_mode()) {
+            (true, true) => files::validate_candidate(path, content, options)?,
+            (true, false) => {
+                if let Some(backup) = files::write_atomic(path, content, wanted, options)? {
+                    self.backup_file = Some(backup);
+                }
             }
-        } else {
-            files::set_attributes(path, wanted)?;
+            (false, true) => {}
+            (false, false) => files::set_attributes(path, wanted)?,
         }
+        self.add_diff(diff);
+        self.record_change(change);
         Ok(true)
     }
 
@@ -241,15 +250,15 @@ impl Context {
         let Some(current) = files::read_optional(path)? else {
             return Ok(false);
         };
+        if !self.check_mode() {
+            std::fs::remove_file(path).map_err(|e| ModuleError::path_io("remove", path, e))?;
+        }
         self.add_diff(DiffEntry::file(
             path,
             Some(&String::from_utf8_lossy(&current.content)),
             None,
         ));
         self.record_change(format!("removed {}", path.display()));
-        if !self.check_mode() {
-            std::fs::remove_file(path).map_err(|e| ModuleError::path_io("remove", path, e))?;
-        }
         Ok(true)
     }
 }
@@ -410,4 +419,68 @@ fn install_panic_hook() {
         }
         print_and_exit(&result, 1)
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(check_mode: bool) -> Context {
+        Context::new(Settings {
+            check_mode,
+            diff_mode: true,
+            ..Default::default()
+        })
+    }
+
+    fn refusing() -> WriteOptions {
+        WriteOptions::default().validate(&["sh", "-c", "! grep -q bad %s"])
+    }
+
+    #[test]
+    fn a_refused_write_records_no_change_and_no_diff() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conf");
+        std::fs::write(&path, "good\n").expect("write");
+        for check_mode in [false, true] {
+            let mut ctx = context(check_mode);
+            let err = ctx
+                .ensure_file(&path, b"bad\n", &refusing())
+                .expect_err("refused");
+            assert!(err.to_string().contains("was not changed"), "{err}");
+            assert!(
+                !ctx.changed(),
+                "check_mode={check_mode}: {:?}",
+                ctx.changes()
+            );
+            assert!(ctx.diffs.is_empty());
+            assert_eq!(std::fs::read(&path).expect("read"), b"good\n");
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .expect("list")
+                .map(|e| e.expect("entry").file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("conf")]);
+        }
+    }
+
+    #[test]
+    fn check_mode_validates_and_reports_without_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conf");
+        std::fs::write(&path, "good\n").expect("write");
+        let mut ctx = context(true);
+        assert!(ctx
+            .ensure_file(&path, b"better\n", &refusing())
+            .expect("accepted"));
+        assert!(ctx.changed());
+        assert_eq!(ctx.diffs.len(), 1);
+        assert_eq!(std::fs::read(&path).expect("read"), b"good\n");
+        // A folder that does not exist yet: validated in the system temp folder.
+        let new = dir.path().join("sub/conf");
+        let err = context(true)
+            .ensure_file(&new, b"bad\n", &refusing())
+            .expect_err("refused");
+        assert!(err.to_string().contains("sub/conf"), "{err}");
+        assert!(!new.parent().expect("parent").exists());
+    }
 }

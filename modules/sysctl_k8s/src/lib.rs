@@ -272,6 +272,14 @@ fn validate(params: &Params) -> Result<()> {
             && key
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':'));
+        // /proc/sys has no name longer than NAME_MAX (255) in any component.
+        if key.split(['.', '/']).any(|part| part.len() > 255) {
+            let start: String = key.chars().take(40).collect();
+            return Err(ModuleError::params(format!(
+                "sysctls: the key '{start}...' ({} characters) is too long to be a sysctl: no name in /proc/sys is longer than 255 characters",
+                key.len()
+            )));
+        }
         if !valid_key {
             return Err(ModuleError::params(format!(
                 "sysctls: '{key}' is not a sysctl key (like net.ipv4.ip_forward; '/' separators for names with dots)"

@@ -285,6 +285,7 @@ fn bad_input_is_refused_with_the_parameter_named() {
     let cases = [
         (json!({"kernel_modules": ["overlay", "bad name"]}), "kernel_modules: 'bad name' is not a kernel module name"),
         (json!({"sysctls": {"../etc/passwd": 1}}), "sysctls: '../etc/passwd' is not a sysctl key"),
+        (json!({"sysctls": {format!("net.ipv4.{}", "a".repeat(10_000)): 1}}), "sysctls: the key 'net.ipv4.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' (10009 characters) is too long"),
         (json!({"sysctls": {"net.ipv4.ip_forward": ""}}), "sysctls: the value of net.ipv4.ip_forward must be one line"),
         (json!({"sysctls": {"net.ipv4.ip_forward": "1\n2"}}), "sysctls: the value of net.ipv4.ip_forward must be one line"),
         (json!({"sysctl_file": "relative.conf"}), "sysctl_file: 'relative.conf' must be an absolute path"),
