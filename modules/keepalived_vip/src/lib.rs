@@ -7,23 +7,29 @@
 //! grammar). It also writes the track script, which checks the local load balancer.
 //!
 //! Order: params are checked, the host is read, the existing file is parsed and checked
-//! for conflicts, all before anything is written. The track script is written before
-//! the config because `keepalived -t` checks that the script exists.
+//! for conflicts, and the new config is put to `keepalived -t`, all before anything is
+//! written (in check mode too); then the track script is written, then the config. A run
+//! that fails has changed nothing.
 
 pub mod config;
+pub mod edit;
 pub mod host;
 pub mod render;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use module_runtime::{command, Context, Module, ModuleError, Outcome, Result, WriteOptions};
+use module_runtime::{
+    command, Context, Module, ModuleError, Outcome, Result, TextEncoding, WriteOptions,
+};
 use serde::Deserialize;
 
-use crate::config::{Document, Edit, Statement};
+use crate::config::{Document, Statement};
 use crate::host::{HostView, Prefixed};
 
+pub use crate::edit::{edit_config, remove_blocks, ManagedBlocks, NEW_FILE_HEADER};
 pub use crate::host::InterfaceAddress;
 
 #[derive(Debug)]
@@ -137,7 +143,7 @@ impl Module for KeepalivedVip {
         // Bad params fail before the host is even read.
         check_params(&params)?;
         let host = HostView::probe()?;
-        apply(&params, ctx, &host)
+        apply_checked(&params, ctx, &host)
     }
 }
 
@@ -158,29 +164,74 @@ pub struct Resolved {
     pub unicast_src_ip: Option<IpAddr>,
 }
 
-/// The whole module against a given view of the host.
+/// The whole module against a given view of the host: params are checked first.
 pub fn apply(params: &Params, ctx: &mut Context, host: &HostView) -> Result<Outcome> {
     check_params(params)?;
+    apply_checked(params, ctx, host)
+}
+
+/// The config as the module edits it: LF text, plus how the file writes it (a UTF-8 BOM,
+/// CRLF line endings), so what the module writes goes back the same way.
+struct Text {
+    text: Vec<u8>,
+    encoding: TextEncoding,
+}
+
+impl Text {
+    /// A file that is not UTF-8 is edited byte for byte as it is.
+    fn decode(raw: Vec<u8>) -> Text {
+        match String::from_utf8(raw) {
+            Ok(raw) => {
+                let (text, encoding) = TextEncoding::decode(&raw);
+                Text {
+                    text: text.into_bytes(),
+                    encoding,
+                }
+            }
+            Err(e) => Text {
+                text: e.into_bytes(),
+                encoding: TextEncoding::default(),
+            },
+        }
+    }
+
+    fn encode(&self, edited: Vec<u8>) -> Vec<u8> {
+        if self.encoding == TextEncoding::default() {
+            return edited;
+        }
+        // A non-default encoding comes from UTF-8 input, and edits are UTF-8 text.
+        self.encoding
+            .encode(&String::from_utf8_lossy(&edited))
+            .into_bytes()
+    }
+}
+
+/// `apply` once the params are checked.
+fn apply_checked(params: &Params, ctx: &mut Context, host: &HostView) -> Result<Outcome> {
     let config_path = host.file(&params.path);
     let script_path = host.file(&params.check_script);
     let current = module_runtime::read_optional(&config_path)?.map(|c| c.content);
-    let src = current.clone().unwrap_or_default();
-    let doc = config::parse(&src).map_err(|e| {
+    let src = Text::decode(current.clone().unwrap_or_default());
+    let doc = config::parse(&src.text).map_err(|e| {
         ModuleError::failed(format!(
             "cannot parse {}: {e}; the file was not changed",
             params.path.display()
         ))
     })?;
     // Passwords of every instance reach the diff: none may reach the output.
+    // keepalived reads `auth_pass ab#cd` as `ab`: the word as written is masked too.
     for statement in doc.all_statements() {
         if statement.keyword() == "auth_pass" {
             statement.args().for_each(|pass| ctx.add_secret(pass));
+            if let Some(word) = statement.words.get(1) {
+                ctx.add_secret(&written_word(&src.text, word.span.start));
+            }
         }
     }
     check_duplicates(&doc, params)?;
 
-    let (new_config, resolved) = match params.state {
-        State::Absent => (remove_blocks(&src, &doc, params), None),
+    let resolved = match params.state {
+        State::Absent => None,
         State::Present => {
             // keepalived refuses a script_user that does not exist: say so before writing.
             module_runtime::files::lookup_id(
@@ -191,38 +242,79 @@ pub fn apply(params: &Params, ctx: &mut Context, host: &HostView) -> Result<Outc
             let resolved = resolve(params, host, ctx)?;
             check_conflicts(&doc, params, &resolved)?;
             warn_on_password_change(&doc, params, ctx);
-            let blocks = ManagedBlocks {
-                instance: render::instance(params, &resolved),
-                script: render::vrrp_script(params),
-                script_user: params.script_user.clone(),
-            };
-            (edit_config(&src, &doc, params, &blocks), Some(resolved))
+            Some(resolved)
         }
     };
+    // The new config, with the module's vrrp_script naming `script` as the track script.
+    let new_config_naming = |script: &Path| -> Vec<u8> {
+        match &resolved {
+            None => src.encode(remove_blocks(&src.text, &doc, params)),
+            Some(resolved) => {
+                let blocks = ManagedBlocks {
+                    instance: render::instance(params, resolved),
+                    script: render::vrrp_script(params, script),
+                    script_user: params.script_user.clone(),
+                };
+                src.encode(edit_config(&src.text, &doc, params, &blocks))
+            }
+        }
+    };
+    let new_config = new_config_naming(&params.check_script);
+    let new_script = resolved
+        .as_ref()
+        .map(|r| render::check_script(params, r.vip.address));
 
     let config_changed = match &current {
         Some(current) => *current != new_config,
         None => params.state == State::Present,
     };
-    let mut options = WriteOptions {
-        backup: params.backup,
-        ..WriteOptions::mode(0o600)
-    };
-    if config_changed {
-        options.validate = validator(params, ctx)?;
-    }
-    let script_changed = match &resolved {
-        Some(resolved) => {
-            // The script first: keepalived -t checks that it exists.
-            let script = render::check_script(params, resolved.vip.address);
-            let before = module_runtime::read_optional(&script_path)?;
-            ctx.ensure_file(&script_path, script.as_bytes(), &WriteOptions::mode(0o755))?;
-            before.map(|b| b.content) != Some(script.into_bytes())
+    let script_before = module_runtime::read_optional(&script_path)?;
+    let script_changed = match &new_script {
+        Some(script) => {
+            script_before.as_ref().map(|b| &b.content) != Some(&script.clone().into_bytes())
         }
         None => false,
     };
+
+    // keepalived -t checks the new config before anything is written, in check mode as in
+    // the real run: a config it rejects leaves the host as it was, with changed=false.
+    if config_changed {
+        if let Some(validate) = validator(params, ctx)? {
+            let options = WriteOptions {
+                validate: Some(validate),
+                ..WriteOptions::default()
+            };
+            let script_in_place = script_before
+                .as_ref()
+                .is_some_and(|b| !script_changed && b.mode & 0o7777 == 0o755);
+            match &new_script {
+                Some(script) if !script_in_place => {
+                    let standin = StandIn::create(&script_path, script)?;
+                    let candidate = new_config_naming(&standin.path);
+                    let result = module_runtime::files::validate_candidate(
+                        &config_path,
+                        &candidate,
+                        &options,
+                    );
+                    drop(standin);
+                    result?;
+                }
+                _ => {
+                    module_runtime::files::validate_candidate(&config_path, &new_config, &options)?
+                }
+            }
+        }
+    }
+
+    if let Some(script) = &new_script {
+        ctx.ensure_file(&script_path, script.as_bytes(), &WriteOptions::mode(0o755))?;
+    }
     // Present also brings the mode to 0600; absent touches the file only to remove blocks.
     if params.state == State::Present || config_changed {
+        let options = WriteOptions {
+            backup: params.backup,
+            ..WriteOptions::mode(0o600)
+        };
         ctx.ensure_file(&config_path, &new_config, &options)?;
     }
     if params.state == State::Absent {
@@ -267,6 +359,53 @@ pub fn apply(params: &Params, ctx: &mut Context, host: &HostView) -> Result<Outc
             .with("unicast_peers", peers);
     }
     Ok(outcome)
+}
+
+/// The word starting at `start` as the file has it: up to the next blank, without quotes.
+fn written_word(src: &[u8], start: usize) -> String {
+    let rest = &src[start.min(src.len())..];
+    let end = rest
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(rest.len());
+    String::from_utf8_lossy(&rest[..end])
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// The new track script in a temp file beside `check_script`, for `keepalived -t` while the
+/// real one is not in place yet: keepalived refuses a config whose track script is missing
+/// ("Disabling track script ... since not found/accessible"), and the module writes the
+/// script only after the config passed. Beside it, so keepalived's script security judges
+/// the same folders; in the system temp folder when that folder does not exist yet (check
+/// mode on a fresh host). Removed when dropped.
+struct StandIn {
+    path: PathBuf,
+}
+
+impl StandIn {
+    fn create(script_path: &Path, script: &str) -> Result<StandIn> {
+        let name = script_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = match script_path.parent() {
+            Some(dir) if dir.is_dir() => dir.to_path_buf(),
+            _ => std::env::temp_dir(),
+        };
+        let path = dir.join(format!(".{name}.{}.check", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, script)
+            .and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)))
+            .map_err(|e| ModuleError::path_io("create", &path, e))?;
+        Ok(StandIn { path })
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// The keepalived config test, run on the temp file before it replaces the config.
@@ -723,7 +862,7 @@ pub fn position_in_peers(peers: &[String], host: &HostView) -> Result<usize> {
     }
 }
 
-fn top_level<'a>(
+pub(crate) fn top_level<'a>(
     doc: &'a Document,
     keyword: &'a str,
     name: &'a str,
@@ -831,185 +970,4 @@ fn warn_on_password_change(doc: &Document, params: &Params, ctx: &mut Context) {
         "the VRRP password of vrrp_instance {} changes ({old_text}): nodes ignore each other's adverts until all of them run the new config, so converge them together",
         params.name
     ));
-}
-
-/// The module's blocks, rendered.
-#[derive(Debug, Clone)]
-pub struct ManagedBlocks {
-    pub instance: String,
-    pub script: String,
-    pub script_user: String,
-}
-
-/// Written at the top of a file the module creates.
-pub const NEW_FILE_HEADER: &str =
-    "# keepalived configuration. Blocks marked \"managed by baremetal.k8s.keepalived_vip\" are rewritten by Ansible.\n\n";
-
-/// `src` with the module's blocks in place: existing ones replaced where they stand,
-/// missing ones added (global_defs first in the file, the vrrp_script before its instance).
-pub fn edit_config(src: &[u8], doc: &Document, params: &Params, blocks: &ManagedBlocks) -> Vec<u8> {
-    let mut edits = Vec::new();
-    let mut appended: Vec<String> = Vec::new();
-    let first_statement = doc
-        .statements()
-        .next()
-        .map(|s| config::line_start_if_blank_before(src, s.head.start));
-
-    match doc
-        .statements()
-        .find(|s| s.keyword() == "global_defs" && s.block.is_some())
-    {
-        Some(global) => global_defs_edits(src, global, &blocks.script_user, &mut edits),
-        None => {
-            let text = render::global_defs(&blocks.script_user);
-            match first_statement {
-                Some(at) => edits.push(Edit::insert(at, format!("{text}\n\n"))),
-                None => appended.push(text),
-            }
-        }
-    }
-
-    let instance = top_level(doc, "vrrp_instance", &params.name).next();
-    let script = top_level(doc, "vrrp_script", &params.script_name).next();
-    match (script, instance) {
-        (Some(script), _) => edits.push(Edit::replace(script.span(), blocks.script.clone())),
-        (None, Some(instance)) => edits.push(Edit::insert(
-            config::line_start_if_blank_before(src, instance.head.start),
-            format!("{}\n\n", blocks.script),
-        )),
-        (None, None) => appended.push(blocks.script.clone()),
-    }
-    match instance {
-        Some(instance) => edits.push(Edit::replace(instance.span(), blocks.instance.clone())),
-        None => appended.push(blocks.instance.clone()),
-    }
-
-    if !appended.is_empty() {
-        let mut tail = String::new();
-        if src.is_empty() {
-            tail.push_str(NEW_FILE_HEADER);
-        } else if !src.ends_with(b"\n") {
-            tail.push_str("\n\n");
-        } else if !src.ends_with(b"\n\n") {
-            tail.push('\n');
-        }
-        tail.push_str(&appended.join("\n\n"));
-        tail.push('\n');
-        edits.push(Edit::insert(src.len(), tail));
-    }
-    // A file whose lines all end in CRLF gets CRLF in what the module writes too.
-    let lf_positions = src.iter().enumerate().filter(|(_, b)| **b == b'\n');
-    let mut lf_positions = lf_positions.map(|(i, _)| i).peekable();
-    let crlf = lf_positions.peek().is_some() && lf_positions.all(|i| i > 0 && src[i - 1] == b'\r');
-    if crlf {
-        for edit in &mut edits {
-            edit.text = String::from_utf8_lossy(&edit.text)
-                .replace("\r\n", "\n")
-                .replace('\n', "\r\n")
-                .into_bytes();
-        }
-    }
-    config::apply_edits(src, edits)
-}
-
-/// `enable_script_security` and `script_user USER` inside an existing global_defs.
-fn global_defs_edits(src: &[u8], global: &Statement, user: &str, edits: &mut Vec<Edit>) {
-    let Some(block) = &global.block else {
-        return;
-    };
-    let children: Vec<&Statement> = global.children().collect();
-    let mut missing = Vec::new();
-    if !children
-        .iter()
-        .any(|c| c.keyword() == "enable_script_security")
-    {
-        missing.push("enable_script_security".to_owned());
-    }
-    let users: Vec<&&Statement> = children
-        .iter()
-        .filter(|c| c.keyword() == "script_user")
-        .collect();
-    if users.is_empty() {
-        missing.push(format!("script_user {user}"));
-    }
-    for statement in users {
-        if statement.args().collect::<Vec<_>>() != [user] {
-            edits.push(Edit::replace(
-                statement.head.clone(),
-                format!("script_user {user}"),
-            ));
-        }
-    }
-    if missing.is_empty() {
-        return;
-    }
-    // Indent like the block's first item, or with four spaces.
-    let indent = children
-        .first()
-        .map(|c| {
-            let start = config::line_start_if_blank_before(src, c.head.start);
-            String::from_utf8_lossy(&src[start..c.head.start]).into_owned()
-        })
-        .filter(|i| !i.is_empty())
-        .unwrap_or_else(|| "    ".to_owned());
-    let lines: String = missing.iter().map(|m| format!("{indent}{m}\n")).collect();
-    let at = config::line_start_if_blank_before(src, block.close);
-    if at == 0 || src[at - 1] == b'\n' {
-        edits.push(Edit::insert(at, lines));
-    } else {
-        // `}` shares its line with other text: the items go on lines of their own, and the
-        // blanks before the `}` give way to the line break.
-        let blanks = src[..block.close]
-            .iter()
-            .rev()
-            .take_while(|b| matches!(b, b' ' | b'\t'))
-            .count();
-        edits.push(Edit::replace(
-            block.close - blanks..block.close,
-            format!("\n{lines}"),
-        ));
-    }
-}
-
-/// `src` without the module's instance and script (state=absent); global_defs stays.
-pub fn remove_blocks(src: &[u8], doc: &Document, params: &Params) -> Vec<u8> {
-    let mut ranges: Vec<std::ops::Range<usize>> = top_level(doc, "vrrp_instance", &params.name)
-        .chain(top_level(doc, "vrrp_script", &params.script_name))
-        .map(|s| config::removal_range(src, s.span()))
-        .collect();
-    ranges.sort_by_key(|r| r.start);
-    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
-    for range in ranges {
-        match merged.last_mut() {
-            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
-            // Blocks separated by blank lines only go as one.
-            Some(last) if src[last.end..range.start].iter().all(|b| *b == b'\n') => {
-                last.end = range.end
-            }
-            _ => merged.push(range),
-        }
-    }
-    let edits = merged
-        .into_iter()
-        .map(|r| Edit::replace(with_blank_line(src, r), ""))
-        .collect();
-    config::apply_edits(src, edits)
-}
-
-/// Whole lines removed from between blank lines take one blank line along, so removing
-/// what the module appended restores the file.
-fn with_blank_line(src: &[u8], range: std::ops::Range<usize>) -> std::ops::Range<usize> {
-    let whole_lines = (range.start == 0 || src[range.start - 1] == b'\n')
-        && (range.end == src.len() || src[range.end - 1] == b'\n');
-    let blank_before = range.start == 0 || src[..range.start].ends_with(b"\n\n");
-    if !whole_lines || !blank_before {
-        return range;
-    }
-    if src[range.end..].starts_with(b"\n") {
-        return range.start..range.end + 1;
-    }
-    if range.end == src.len() && range.start >= 2 {
-        return range.start - 1..range.end;
-    }
-    range
 }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::path::Path;
 
 use crate::{Params, Resolved};
 
@@ -15,12 +16,14 @@ pub fn global_defs(script_user: &str) -> String {
     format!("global_defs {{\n    enable_script_security\n    script_user {script_user}\n}}")
 }
 
-pub fn vrrp_script(params: &Params) -> String {
+/// The module's `vrrp_script`, running `script` (`check_script`, or a stand-in while
+/// keepalived checks the config before the script is in place).
+pub fn vrrp_script(params: &Params, script: &Path) -> String {
     // The script makes at most two connects of at most 1 s each.
     format!(
         "vrrp_script {name} {{\n    {MARKER}\n    script \"{script}\"\n    interval {interval}\n    timeout 2\n    weight {weight}\n    fall {fall}\n    rise {rise}\n}}",
         name = params.script_name,
-        script = params.check_script.display(),
+        script = script.display(),
         interval = params.interval,
         weight = params.weight,
         fall = params.fall,

@@ -1,7 +1,8 @@
 //! Fixture cases: tests/fixtures/CASE/ holds
 //! - `args.json`: the module's params (`keepalived_path` defaults to /bin/true here, so
 //!   the config check always passes; the real keepalived is exercised in module.rs),
-//! - `in` (optional): the existing keepalived.conf,
+//! - `in` (optional): the existing keepalived.conf, and `in.sh` (optional) the existing
+//!   track script,
 //! - `host.json` (optional): `{"hostname": ..., "addresses": ["eth0 192.168.0.61/24"],
 //!   "interfaces": [...]}`; the default host is node1 with eth0 192.168.0.61/24 and
 //!   fd00:10::61/64,
@@ -9,12 +10,17 @@
 //!   script and `result.json` for return values) or `error` (lines the failure message
 //!   must contain; the case then also checks that no file changed).
 //!
+//! - `keepalived_t` (optional, empty): the real `keepalived -t` checks `out` too. It must
+//!   pass, or, where keepalived already rejects `in` (Debian's packaged sample does), report
+//!   nothing it did not report for `in`: the module adds no error of its own.
+//!
 //! Files live under a temporary root, so the configs name the real paths
 //! (/etc/keepalived/...). `UPDATE_FIXTURES=1 cargo test` writes missing `out` files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use keepalived_vip::host::{HostView, InterfaceAddress};
 use keepalived_vip::{apply, Params};
@@ -130,6 +136,10 @@ fn run_case(case: &Path) -> Result<(), String> {
         fs::create_dir_all(config_path.parent().expect("folder")).expect("mkdir");
         fs::write(&config_path, input).expect("write in");
     }
+    if let Ok(script) = fs::read(case.join("in.sh")) {
+        fs::create_dir_all(script_path.parent().expect("folder")).expect("mkdir");
+        fs::write(&script_path, script).expect("write in.sh");
+    }
     let before = snapshot(root.path());
     let first = run_once(&args, &host);
 
@@ -200,6 +210,11 @@ fn run_case(case: &Path) -> Result<(), String> {
         }
     }
 
+    if case.join("keepalived_t").exists() {
+        let input = fs::read(case.join("in")).unwrap_or_default();
+        keepalived_adds_no_error(&name, root.path(), &input, &got)?;
+    }
+
     let second = run_once(&args, &host);
     if let Err(e) = second.result {
         return Err(format!("{name}: the second run failed: {e}"));
@@ -208,6 +223,58 @@ fn run_case(case: &Path) -> Result<(), String> {
         return Err(format!("{name}: the second run reported changed=true"));
     }
     Ok(())
+}
+
+/// keepalived's messages for `config` (empty when it passes). The config names the real
+/// paths (/etc/keepalived/...); keepalived reads the files the module wrote under `root`.
+fn keepalived_errors(root: &Path, config: &[u8]) -> BTreeSet<String> {
+    let keepalived = module_runtime::find_executable("keepalived")
+        .expect("keepalived is a test requirement (apt-get install keepalived)");
+    let rooted = format!("{}/etc/keepalived/", root.display());
+    let text = String::from_utf8_lossy(config).replace("/etc/keepalived/", &rooted);
+    let file = root.join("keepalived-t.conf");
+    fs::write(&file, text).expect("write");
+    let output = Command::new(keepalived)
+        .args(["-t", "-f"])
+        .arg(&file)
+        .output()
+        .expect("keepalived -t");
+    let _ = fs::remove_file(&file);
+    let mut errors: BTreeSet<String> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stdout).lines())
+        // "(keepalived-t.conf: Line 15) number ..." and "(Line 15) ...": line numbers move.
+        .map(
+            |line| match line.strip_prefix('(').and_then(|l| l.split_once(") ")) {
+                Some((place, rest)) if place.contains("Line ") => rest.to_owned(),
+                _ => line.to_owned(),
+            },
+        )
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    // keepalived 2.2.7 ends -t with SIGTERM (no exit code) for a non-root script_user.
+    if !output.status.success() && output.status.code().is_some() {
+        errors.insert(format!("exit {:?}", output.status.code()));
+    }
+    errors
+}
+
+fn keepalived_adds_no_error(
+    name: &str,
+    root: &Path,
+    input: &[u8],
+    got: &[u8],
+) -> Result<(), String> {
+    let before = keepalived_errors(root, input);
+    let after = keepalived_errors(root, got);
+    let new: Vec<&String> = after.difference(&before).collect();
+    if new.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}: keepalived -t rejects out with {new:?} (in: {before:?})"
+        ))
+    }
 }
 
 fn compare(case: &Path, file: &str, got: &[u8], update: bool, name: &str) -> Result<(), String> {

@@ -176,7 +176,7 @@ fn setup() -> Setup {
     };
     let blocks = ManagedBlocks {
         instance: render::instance(&params, &resolved),
-        script: render::vrrp_script(&params),
+        script: render::vrrp_script(&params, &params.check_script),
         script_user: "root".into(),
     };
     Setup { params, blocks }

@@ -1,7 +1,8 @@
 //! The module against this machine: the real `ip -j addr`, the real keepalived config
 //! test, the runtime's protocol (secrets, check mode), and the track script run by bash.
-//! Files go to temporary folders; nothing under /etc is touched. Tests that need a
-//! non-loopback IPv4 interface or keepalived say so and return when there is none.
+//! Files go to temporary folders; nothing under /etc is touched. keepalived and a
+//! non-loopback IPv4 interface are test requirements (.ci/run installs keepalived): a test
+//! that needs them fails without them.
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -36,8 +37,28 @@ fn real_interface() -> Option<(HostView, String, Prefixed)> {
     Some((host.clone(), address.interface.clone(), vip))
 }
 
-fn keepalived() -> Option<PathBuf> {
+fn keepalived() -> PathBuf {
     module_runtime::find_executable("keepalived")
+        .expect("keepalived is a test requirement (apt-get install keepalived)")
+}
+
+/// The real interface and a free VIP on it: a test requirement like keepalived.
+fn interface() -> (HostView, String, Prefixed) {
+    real_interface().expect("the tests need a non-loopback IPv4 interface with a /8-/28 subnet")
+}
+
+/// Every file under `dir` (one level) with its bytes.
+fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .expect("list")
+        .flatten()
+        .map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name, fs::read(e.path()).unwrap_or_default())
+        })
+        .collect();
+    files.sort();
+    files
 }
 
 fn args(dir: &Path, interface: &str, vip: Prefixed) -> Map<String, Value> {
@@ -75,10 +96,7 @@ fn existing_config(interface: &str, extra: &str) -> String {
 
 #[test]
 fn real_keepalived_accepts_what_the_module_writes() {
-    let (Some((host, interface, vip)), Some(keepalived)) = (real_interface(), keepalived()) else {
-        eprintln!("skipped: needs keepalived and a non-loopback IPv4 interface");
-        return;
-    };
+    let ((host, interface, vip), keepalived) = (interface(), keepalived());
     for script_user in ["root", "nobody"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("keepalived.conf");
@@ -120,32 +138,143 @@ fn real_keepalived_accepts_what_the_module_writes() {
     }
 }
 
+/// Issue 12, finding 4: keepalived -t runs before anything is written. A config it
+/// rejects leaves the host as it was, the new track script included, and the run says
+/// changed=false; check mode predicts the same failure.
 #[test]
-fn a_config_keepalived_rejects_is_never_written() {
-    let (Some((host, interface, vip)), Some(keepalived)) = (real_interface(), keepalived()) else {
-        eprintln!("skipped: needs keepalived and a non-loopback IPv4 interface");
-        return;
-    };
+fn a_config_keepalived_rejects_changes_nothing() {
+    let ((host, interface, vip), keepalived) = (interface(), keepalived());
     // keepalived 2.2.7 ends its check with SIGTERM for a non-root script_user: the
     // module must still see the error it printed.
     for script_user in ["root", "nobody"] {
+        for check_mode in [false, true] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = dir.path().join("keepalived.conf");
+            let before = existing_config(&interface, "    bogus_option 1\n");
+            fs::write(&config, &before).expect("write");
+            let mut args = args(dir.path(), &interface, vip);
+            args.insert("keepalived_path".into(), json!(keepalived));
+            args.insert("script_user".into(), json!(script_user));
+            let (result, changed) = run(&args, &host, check_mode);
+            let what = format!("script_user {script_user}, check_mode {check_mode}");
+            let msg = result.expect_err("keepalived rejects bogus_option");
+            assert!(
+                msg.contains("validation of the new") && msg.contains("the file was not changed"),
+                "{what}: {msg}"
+            );
+            assert!(
+                msg.contains("Unknown keyword 'bogus_option'"),
+                "{what}: {msg}"
+            );
+            assert!(!changed, "{what}: a failed run reported changed");
+            assert_eq!(
+                files_in(dir.path()),
+                vec![("keepalived.conf".to_owned(), before.clone().into_bytes())],
+                "{what}: only the untouched config remains"
+            );
+
+            // As Ansible sees it: failed, changed false.
+            let mut params = args.clone();
+            params.insert("_ansible_check_mode".into(), json!(check_mode));
+            let (result, status) =
+                execute::<KeepalivedVip>(Value::Object(params).to_string().as_bytes());
+            assert_eq!(status, 1, "{what}: {result}");
+            assert_eq!(result["changed"], json!(false), "{what}: {result}");
+            assert_eq!(result["failed"], json!(true), "{what}: {result}");
+            assert!(!dir.path().join("check_apiserver.sh").exists(), "{what}");
+        }
+    }
+}
+
+/// Issue 12, finding 5: check mode runs keepalived -t on the new config, so it fails where
+/// the real run fails, on what the module's own checks cannot see: a router id clash
+/// through a `$IFACE` definition or an included file, a byte-order mark. Nothing is
+/// written in either mode.
+#[test]
+fn check_mode_fails_where_keepalived_rejects_the_new_config() {
+    let ((host, interface, vip), keepalived) = (interface(), keepalived());
+    let router_id = match vip.address {
+        IpAddr::V4(a) => a.octets()[3],
+        IpAddr::V6(_) => unreachable!("an IPv4 VIP"),
+    };
+    let clash = |interface_word: &str| {
+        format!(
+            "vrrp_instance OTHER {{\n    state BACKUP\n    interface {interface_word}\n    virtual_router_id {router_id}\n    priority 50\n    virtual_ipaddress {{\n        198.51.100.201/32\n    }}\n}}\n"
+        )
+    };
+    // The file for each case, given its folder.
+    let make = |what: &str, dir: &Path| -> Vec<u8> {
+        match what {
+            "router id clash through $IFACE" => {
+                format!("$IFACE={interface}\n{}", clash("$IFACE")).into_bytes()
+            }
+            "router id clash in an included file" => {
+                fs::write(dir.join("other.conf"), clash(&interface)).expect("include");
+                format!("include {}\n", dir.join("other.conf").display()).into_bytes()
+            }
+            _ => format!("\u{feff}{}", existing_config(&interface, "")).into_bytes(),
+        }
+    };
+    let cases = [
+        ("router id clash through $IFACE", "both use VRID"),
+        ("router id clash in an included file", "both use VRID"),
+        ("a byte-order mark", "Unknown keyword"),
+    ];
+    for (what, expected) in cases {
+        for check_mode in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let config = dir.path().join("keepalived.conf");
+            fs::write(&config, make(what, dir.path())).expect("write");
+            let before = files_in(dir.path());
+            let mut args = args(dir.path(), &interface, vip);
+            args.insert("keepalived_path".into(), json!(keepalived));
+            let (result, changed) = run(&args, &host, check_mode);
+            let msg = match result {
+                Ok(values) => panic!("{what}, check_mode {check_mode}: not refused: {values:?}"),
+                Err(msg) => msg,
+            };
+            assert!(
+                msg.contains(expected),
+                "{what}, check_mode {check_mode}: {msg}"
+            );
+            assert!(!changed, "{what}, check_mode {check_mode}");
+            assert_eq!(
+                files_in(dir.path()),
+                before,
+                "{what}, check_mode {check_mode}"
+            );
+        }
+    }
+}
+
+/// Check mode on a fresh host: the config names the module's track script, which check
+/// mode does not write, and keepalived -t refuses a config whose script is missing. The
+/// module checks the config with a stand-in script, so check mode reports the change
+/// and writes nothing, and the real run then does what check mode said.
+#[test]
+fn check_mode_on_a_fresh_host_reports_the_change() {
+    let ((host, interface, vip), keepalived) = (interface(), keepalived());
+    for existing in [None, Some(existing_config(&interface, ""))] {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = dir.path().join("keepalived.conf");
-        let before = existing_config(&interface, "    bogus_option 1\n");
-        fs::write(&config, &before).expect("write");
+        if let Some(existing) = &existing {
+            fs::write(dir.path().join("keepalived.conf"), existing).expect("write");
+        }
+        let before = files_in(dir.path());
         let mut args = args(dir.path(), &interface, vip);
         args.insert("keepalived_path".into(), json!(keepalived));
-        args.insert("script_user".into(), json!(script_user));
-        let (result, _) = run(&args, &host, false);
-        let msg = result.expect_err("keepalived rejects bogus_option");
-        assert!(
-            msg.contains("validation of the new") && msg.contains("the file was not changed"),
-            "{msg}"
-        );
-        assert!(msg.contains("Unknown keyword 'bogus_option'"), "{msg}");
-        assert_eq!(fs::read_to_string(&config).expect("read"), before);
-        let leftovers = fs::read_dir(dir.path()).expect("list").count();
-        assert_eq!(leftovers, 2, "only the config and the track script remain");
+        let (result, changed) = run(&args, &host, true);
+        let values = result.unwrap_or_else(|e| panic!("existing {existing:?}: {e}"));
+        assert!(changed);
+        assert_eq!(values["restart_required"], json!(true));
+        assert_eq!(files_in(dir.path()), before, "check mode wrote a file");
+
+        let (result, changed) = run(&args, &host, false);
+        result.expect("the real run");
+        assert!(changed);
+        assert!(dir.path().join("check_apiserver.sh").exists());
+        // The stand-in is gone.
+        let names: Vec<String> = files_in(dir.path()).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["check_apiserver.sh", "keepalived.conf"]);
     }
 }
 
@@ -277,10 +406,7 @@ fn absent_leaves_a_file_without_the_blocks_alone() {
 /// (ours or another instance's, both in the diff) reaches the output.
 #[test]
 fn passwords_never_reach_the_output() {
-    let Some((_, interface, vip)) = real_interface() else {
-        eprintln!("skipped: needs a non-loopback IPv4 interface");
-        return;
-    };
+    let (_, interface, vip) = interface();
     let dir = tempfile::tempdir().expect("tempdir");
     fs::write(
         dir.path().join("keepalived.conf"),
@@ -315,10 +441,7 @@ fn passwords_never_reach_the_output() {
 
 #[test]
 fn interface_is_derived_from_the_real_addresses() {
-    let Some((host, interface, vip)) = real_interface() else {
-        eprintln!("skipped: needs a non-loopback IPv4 interface");
-        return;
-    };
+    let (host, interface, vip) = interface();
     let others: Vec<&str> = host
         .addresses
         .iter()
@@ -371,4 +494,82 @@ fn track_script_checks_the_frontend_port() {
         )),
         "{stderr}"
     );
+}
+
+/// Every password in the file (the module's new and old one, other instances' ones, one
+/// that keepalived cuts at a `#`, a quoted one) stays out of everything the module prints:
+/// values, msg, warnings, the diff's before and after, keepalived's messages on a failure.
+/// In diff mode, with and without check mode, for present and absent.
+#[test]
+fn no_password_reaches_any_output() {
+    let ((_, interface, vip), keepalived) = (interface(), keepalived());
+    let passwords = [
+        "newpass1", "ourold1", "othr#pw1", "othr", "#pw1", "q!uoted1",
+    ];
+    let file = |extra: &str| {
+        format!(
+            "! hand-written\nglobal_defs {{\n    router_id lab\n}}\n\n\
+             vrrp_instance kubernetes-apiserver {{\n    state BACKUP\n    interface {interface}\n    virtual_router_id 9\n    priority 90\n    authentication {{\n        auth_type PASS\n        auth_pass \"ourold1\"\n    }}\n    virtual_ipaddress {{\n        {vip}\n    }}\n}}\n\n\
+             vrrp_instance OTHER {{\n    state BACKUP\n    interface {interface}\n    virtual_router_id 201\n    priority 50\n{extra}    authentication {{\n        auth_type PASS\n        auth_pass othr#pw1\n    }}\n    virtual_ipaddress {{\n        198.51.100.201/32\n    }}\n}}\n\n\
+             vrrp_instance THIRD {{\n    state BACKUP\n    interface {interface}\n    virtual_router_id 202\n    priority 50\n    authentication {{\n        auth_type PASS\n        auth_pass \"q!uoted1\"\n    }}\n    virtual_ipaddress {{\n        198.51.100.202/32\n    }}\n}}\n"
+        )
+    };
+    for (state, extra, fails) in [
+        ("present", "", false),
+        ("absent", "", false),
+        ("present", "    bogus_option 1\n", true),
+    ] {
+        for check_mode in [false, true] {
+            let what = format!("state {state}, check_mode {check_mode}, fails {fails}");
+            let dir = tempfile::tempdir().expect("tempdir");
+            fs::write(dir.path().join("keepalived.conf"), file(extra)).expect("write");
+            let mut params = args(dir.path(), &interface, vip);
+            params.insert("state".into(), json!(state));
+            params.insert("auth_pass".into(), json!("newpass1"));
+            params.insert("keepalived_path".into(), json!(keepalived));
+            params.insert("_ansible_diff".into(), json!(true));
+            params.insert("_ansible_check_mode".into(), json!(check_mode));
+            let (result, status) =
+                execute::<KeepalivedVip>(Value::Object(params).to_string().as_bytes());
+            assert_eq!(status, i32::from(fails), "{what}: {result}");
+            let text = result.to_string();
+            for password in passwords {
+                assert!(!text.contains(password), "{what}: {password} in {text}");
+            }
+            if fails {
+                assert!(text.contains("bogus_option"), "{what}: {text}");
+                continue;
+            }
+            // The diff is there, masked: the test looks at real output.
+            let diff = result["diff"]
+                .as_array()
+                .and_then(|d| {
+                    d.iter().find(|e| {
+                        e["before_header"]
+                            .as_str()
+                            .is_some_and(|h| h.ends_with("keepalived.conf"))
+                    })
+                })
+                .unwrap_or_else(|| panic!("{what}: no diff of the config: {result}"));
+            assert!(
+                diff["before"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("auth_pass")),
+                "{what}: {result}"
+            );
+            if state == "present" {
+                assert!(
+                    diff["after"]
+                        .as_str()
+                        .is_some_and(|a| a.contains("auth_pass \"********\"")),
+                    "{what}: {result}"
+                );
+                // The password change is warned about, without the passwords.
+                assert!(
+                    result["warnings"].to_string().contains("VRRP password"),
+                    "{what}: {result}"
+                );
+            }
+        }
+    }
 }

@@ -31,7 +31,7 @@ fn setup() -> &'static (Params, ManagedBlocks) {
         };
         let blocks = ManagedBlocks {
             instance: render::instance(&params, &resolved),
-            script: render::vrrp_script(&params),
+            script: render::vrrp_script(&params, &params.check_script),
             script_user: "root".into(),
         };
         (params, blocks)
