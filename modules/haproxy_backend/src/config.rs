@@ -286,38 +286,50 @@ fn is_blank(text: &str) -> bool {
 /// quotes starts a comment, `"..."` and `'...'` group, a backslash escapes the next
 /// character. Environment variables are kept as written.
 pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    Ok(split_words_raw(line)?
+        .into_iter()
+        .map(|(word, _)| word)
+        .collect())
+}
+
+/// [`split_words`], each word with its text as written in the line (quotes and
+/// backslashes included): what a secret looks like in the file itself.
+pub fn split_words_raw(line: &str) -> Result<Vec<(String, &str)>, String> {
     let mut words = Vec::new();
     let mut word = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
+    let mut start: Option<usize> = None;
+    let mut scanned_to = line.len();
+    let mut chars = line.char_indices();
+    while let Some((at, c)) = chars.next() {
         match c {
             '\0' => return Err("contains a NUL byte".into()),
             ' ' | '\t' | '\r' | '\n' => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
+                if let Some(from) = start.take() {
+                    words.push((std::mem::take(&mut word), &line[from..at]));
                 }
             }
-            '#' => break,
+            '#' => {
+                scanned_to = at;
+                break;
+            }
             '\\' => {
-                in_word = true;
-                if let Some(next) = chars.next() {
+                start.get_or_insert(at);
+                if let Some((_, next)) = chars.next() {
                     word.push(next);
                 }
             }
             '"' | '\'' => {
-                in_word = true;
+                start.get_or_insert(at);
                 let quote = c;
                 loop {
-                    match chars.next() {
+                    match chars.next().map(|(_, c)| c) {
                         None | Some('\n') => {
                             return Err(format!(
                                 "unmatched quote {quote} (quotes must close on the same line)"
                             ))
                         }
                         Some('\0') => return Err("contains a NUL byte".into()),
-                        Some('\\') if quote == '"' => match chars.next() {
+                        Some('\\') if quote == '"' => match chars.next().map(|(_, c)| c) {
                             None | Some('\n') => {
                                 return Err(format!(
                                     "unmatched quote {quote} (quotes must close on the same line)"
@@ -331,20 +343,20 @@ pub fn split_words(line: &str) -> Result<Vec<String>, String> {
                 }
             }
             other => {
-                in_word = true;
+                start.get_or_insert(at);
                 word.push(other);
             }
         }
     }
-    if in_word {
-        words.push(word);
+    if let Some(from) = start {
+        words.push((word, &line[from..scanned_to]));
     }
     Ok(words)
 }
 
-/// Parses bytes: text that is not UTF-8 is refused with the line where it stops being so.
-pub fn parse_bytes(bytes: &[u8]) -> Result<Document<'_>, ParseError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+/// Bytes as text: text that is not UTF-8 is refused with the line where it stops being so.
+pub fn decode_utf8(bytes: &[u8]) -> Result<&str, ParseError> {
+    std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
             .filter(|&&b| b == b'\n')
@@ -354,8 +366,12 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Document<'_>, ParseError> {
             line,
             message: "is not valid UTF-8 text".into(),
         }
-    })?;
-    Document::parse(text)
+    })
+}
+
+/// Parses bytes: text that is not UTF-8 is refused with the line where it stops being so.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Document<'_>, ParseError> {
+    Document::parse(decode_utf8(bytes)?)
 }
 
 #[cfg(test)]
@@ -381,6 +397,21 @@ mod tests {
         assert_eq!(words("\t\r\n"), Vec::<String>::new());
         assert!(split_words("x \"open").is_err());
         assert!(split_words("x 'open\n").is_err());
+    }
+
+    #[test]
+    fn raw_words_are_the_text_as_written() {
+        let raw = split_words_raw("  stats auth 'admin:a b#c' \"x\\\"y\" p\\ q # note\n")
+            .expect("splits");
+        let written: Vec<&str> = raw.iter().map(|(_, r)| *r).collect();
+        assert_eq!(
+            written,
+            ["stats", "auth", "'admin:a b#c'", "\"x\\\"y\"", "p\\ q"]
+        );
+        let words: Vec<&str> = raw.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(words, ["stats", "auth", "admin:a b#c", "x\"y", "p q"]);
+        let last = split_words_raw("user u insecure-password pw").expect("splits");
+        assert_eq!(last[3], ("pw".to_owned(), "pw"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ impl SectionId {
         }
     }
 
-    fn matches(&self, section: &Section) -> bool {
+    pub fn matches(&self, section: &Section) -> bool {
         section.is(self.keyword, &self.name)
     }
 }

@@ -8,17 +8,23 @@
 pub mod address;
 pub mod config;
 pub mod edit;
+pub mod file_secrets;
+pub mod listeners;
+pub mod ownership;
 pub mod render;
 pub mod runtime_api;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use module_runtime::{command, Context, Module, ModuleError, Outcome, Result, WriteOptions};
+use module_runtime::{
+    command, Context, Module, ModuleError, Outcome, Result, TextEncoding, WriteOptions,
+};
 use serde::Deserialize;
 
 use crate::address::{BindAddress, ServerAddress, SystemHost, ThisHost};
 use crate::config::Document;
+use crate::edit::SectionId;
 use crate::render::{Desired, DesiredServer, StatsListener};
 use crate::runtime_api::{RuntimeApi, ServerStatus};
 
@@ -201,35 +207,53 @@ impl Module for HaproxyBackend {
 /// The whole module, with "this host" given (tests pass a fixed one).
 pub fn apply(params: &Params, ctx: &mut Context, host: &dyn ThisHost) -> Result<Outcome> {
     let desired = validate(params, host)?;
+    check_paths(params)?;
     if params.stats_password.is_some() && !params.stats {
         ctx.warn("stats_password is set but stats is false: no stats listener is written");
     }
     let path = &params.path;
     let before = module_runtime::read_optional(path)?.map(|state| state.content);
-    let before_text = match &before {
-        Some(bytes) => Some(
-            config::parse_bytes(bytes)
-                .map_err(|e| unparseable(path, &e.to_string()))?
-                .text,
-        ),
-        None => None,
+    // The text is edited with LF line endings and without a byte-order mark; `encoding`
+    // writes the result back the way the file was written.
+    let (decoded, encoding) = match &before {
+        Some(bytes) => {
+            let (text, encoding) = decode_config(path, bytes)?;
+            (Some(text), encoding)
+        }
+        None => (None, TextEncoding::default()),
     };
+    let before_text = decoded.as_deref();
+    let doc = Document::parse(before_text.unwrap_or(""))
+        .map_err(|e| unparseable(path, &e.to_string()))?;
+    // Before anything can be diffed or quoted: every password of the file is a secret.
+    for secret in file_secrets::file_secrets(&doc) {
+        ctx.add_secret(&secret);
+    }
+    let managed = ownership::managed_sections(&doc, &desired, params.state == State::Present);
+    for warning in &managed.warnings {
+        ctx.warn(warning.clone());
+    }
+    let managed = managed.sections;
+    if params.state == State::Present {
+        check_listeners_are_free(&doc, &managed, &desired)?;
+    }
     let wanted = match params.state {
         State::Present => desired.sections(),
         State::Absent => Vec::new(),
     };
-    let after = edit::apply(before_text.unwrap_or(""), &desired.owned(), &wanted)
+    let after = edit::apply(before_text.unwrap_or(""), &managed, &wanted)
         .map_err(|e| unparseable(path, &e.to_string()))?;
+    let after_bytes = encoding.encode(&after).into_bytes();
 
-    let changed_file = before_text != Some(after.as_str())
-        && !(before_text.is_none() && params.state == State::Absent);
+    let changed_file = before.as_deref() != Some(after_bytes.as_slice())
+        && !(before.is_none() && params.state == State::Absent);
     // Also with the same content: a file holding the stats password must stay 0600.
     let enforce_mode = params.stats && params.state == State::Present;
     if changed_file || enforce_mode {
-        let needs_validation = changed_file && !ctx.check_mode();
-        let options = write_options(params, wanted.is_empty(), needs_validation)?;
-        ctx.ensure_file(path, after.as_bytes(), &options)
-            .map_err(|e| explain_validation_failure(e, path))?;
+        // Check mode validates too: the runtime runs haproxy -c on the candidate.
+        let options = write_options(params, wanted.is_empty(), changed_file)?;
+        ctx.ensure_file(path, &after_bytes, &options)
+            .map_err(|e| explain_validation_failure(e, path, encoding))?;
     }
 
     // The runtime API: the socket param, else the global section's `stats socket`.
@@ -253,7 +277,12 @@ pub fn apply(params: &Params, ctx: &mut Context, host: &dyn ThisHost) -> Result<
     }
 
     let reload_required = changed_file
-        && !only_live_applied_states_changed(&desired, before_text.unwrap_or(""), &live.synced);
+        && !only_live_applied_states_changed(
+            &desired,
+            &managed,
+            before_text.unwrap_or(""),
+            &live.synced,
+        );
     let msg = if ctx.changed() {
         format!(
             "haproxy {} in {}: {}",
@@ -282,6 +311,77 @@ pub fn apply(params: &Params, ctx: &mut Context, host: &dyn ThisHost) -> Result<
     Ok(outcome)
 }
 
+/// The file's text as the module edits it (LF line endings, no byte-order mark) and how
+/// to write it back the same way.
+fn decode_config(path: &Path, bytes: &[u8]) -> Result<(String, TextEncoding)> {
+    let raw = config::decode_utf8(bytes).map_err(|e| unparseable(path, &e.to_string()))?;
+    Ok(TextEncoding::decode(raw))
+}
+
+/// Checks on the paths in the params, before anything is read or written: the folder of
+/// `path` must exist (a missing /etc/haproxy means haproxy is not installed, and the
+/// module does not create it), and `stats_socket`, when it exists, must be a socket.
+fn check_paths(params: &Params) -> Result<()> {
+    if params.state == State::Present {
+        check_parent_folder(&params.path)?;
+    }
+    if let Some(socket) = &params.stats_socket {
+        check_stats_socket(socket)?;
+    }
+    Ok(())
+}
+
+fn check_parent_folder(path: &Path) -> Result<()> {
+    let Some(folder) = path.parent() else {
+        return Ok(());
+    };
+    if folder.is_dir() {
+        return Ok(());
+    }
+    let why = if folder.exists() {
+        "is not a folder"
+    } else {
+        "does not exist (is haproxy installed?)"
+    };
+    Err(ModuleError::params(format!(
+        "path: the folder {} of {} {why}; the module does not create it",
+        folder.display(),
+        path.display()
+    )))
+}
+
+fn check_stats_socket(socket: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(socket) else {
+        return Ok(()); // Not there: haproxy is not running (yet).
+    };
+    let what = if meta.is_dir() {
+        "a directory"
+    } else if meta.file_type().is_socket() {
+        return Ok(());
+    } else {
+        "not a unix socket"
+    };
+    Err(ModuleError::params(format!(
+        "stats_socket: {} is {what}; give the path of haproxy's stats socket, such as /run/haproxy/admin.sock",
+        socket.display()
+    )))
+}
+
+/// `bind` and `stats_bind` must not be bound already by a section the module does not
+/// manage.
+fn check_listeners_are_free(
+    doc: &Document<'_>,
+    managed: &[SectionId],
+    desired: &Desired,
+) -> Result<()> {
+    listeners::check_not_bound_elsewhere(doc, managed, "bind", &desired.bind)?;
+    if let Some(stats) = &desired.stats {
+        listeners::check_not_bound_elsewhere(doc, managed, "stats_bind", &stats.bind)?;
+    }
+    Ok(())
+}
+
 fn unparseable(path: &Path, detail: &str) -> ModuleError {
     ModuleError::failed(format!(
         "cannot edit {}: {detail}; the file was not changed",
@@ -290,7 +390,7 @@ fn unparseable(path: &Path, detail: &str) -> ModuleError {
 }
 
 /// Mode 0600 when the file holds the stats password; validation by `haproxy -c`.
-/// Without a write to validate (check mode, same content) haproxy is not needed.
+/// Without new content to validate haproxy is not needed.
 fn write_options(
     params: &Params,
     no_sections_left: bool,
@@ -337,9 +437,13 @@ fn write_options(
     Ok(options)
 }
 
-/// haproxy prints notices before its alerts: the message gets the first alert, with
-/// the temp file's name replaced by the real path (line numbers are the same).
-fn explain_validation_failure(error: ModuleError, path: &Path) -> ModuleError {
+/// haproxy prints notices before its alerts: the message gets the first alert (the
+/// runtime already names the real path, not its temp file, in haproxy's output).
+fn explain_validation_failure(
+    error: ModuleError,
+    path: &Path,
+    encoding: TextEncoding,
+) -> ModuleError {
     let ModuleError::Command {
         cmd,
         rc,
@@ -360,18 +464,14 @@ fn explain_validation_failure(error: ModuleError, path: &Path) -> ModuleError {
         });
     let msg = match alert {
         Some(alert) => {
-            let temp_name = format!(
-                ".{}.{}.tmp",
-                path.file_name().unwrap_or_default().to_string_lossy(),
-                std::process::id()
-            );
-            let temp_path = path.with_file_name(&temp_name).display().to_string();
+            let hint = if encoding.bom {
+                " (the file starts with a UTF-8 byte-order mark, which the module keeps and this haproxy does not accept: remove it)"
+            } else {
+                ""
+            };
             format!(
-                "haproxy -c rejected the new {} (the file was not changed): {}",
-                path.display(),
-                alert
-                    .replace(&temp_path, &path.display().to_string())
-                    .replace(&temp_name, &path.display().to_string())
+                "haproxy -c rejected the new {} (the file was not changed): {alert}{hint}",
+                path.display()
             )
         }
         None => msg,
@@ -686,18 +786,18 @@ fn apply_live(
             continue;
         }
         for (what, value) in &actions {
+            // Recorded once done: a refused command changed nothing.
+            if !ctx.check_mode() {
+                let sent = match *what {
+                    "state" => api.set_state(backend, &server.name, value),
+                    _ => api.set_weight(backend, &server.name, 1),
+                };
+                sent.map_err(ModuleError::failed)?;
+            }
             ctx.record_change(format!(
                 "{backend}/{}: set {what} {value} through the runtime API",
                 server.name
             ));
-            if ctx.check_mode() {
-                continue;
-            }
-            let sent = match *what {
-                "state" => api.set_state(backend, &server.name, value),
-                _ => api.set_weight(backend, &server.name, 1),
-            };
-            sent.map_err(ModuleError::failed)?;
         }
         report.synced.insert(server.name.clone());
     }
@@ -719,6 +819,7 @@ fn apply_live(
 /// are already live in the wanted state: then no reload is needed.
 fn only_live_applied_states_changed(
     desired: &Desired,
+    managed: &[SectionId],
     before: &str,
     synced: &BTreeSet<String>,
 ) -> bool {
@@ -734,7 +835,7 @@ fn only_live_applied_states_changed(
             }
         }
     }
-    edit::apply(before, &as_before.owned(), &as_before.sections()).is_ok_and(|text| text == before)
+    edit::apply(before, managed, &as_before.sections()).is_ok_and(|text| text == before)
 }
 
 /// Server states as a config file has them: `disabled`, `weight 0` (drain), or present.

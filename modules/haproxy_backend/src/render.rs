@@ -4,6 +4,9 @@
 use crate::address::{BindAddress, ServerAddress};
 use crate::edit::{SectionId, WantedSection};
 
+/// The comment that marks a section as the module's own (see `ownership`).
+pub const MANAGED_MARKER: &str = "# Managed by baremetal.k8s.haproxy_backend";
+
 pub const MANAGED_COMMENT: &str =
     "    # Managed by baremetal.k8s.haproxy_backend: local edits are overwritten.\n";
 
@@ -229,6 +232,11 @@ pub fn quote_word(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::split_words;
+
+    #[test]
+    fn the_comment_carries_the_marker() {
+        assert!(MANAGED_COMMENT.trim_start().starts_with(MANAGED_MARKER));
+    }
 
     #[test]
     fn quoted_words_read_back_as_written() {

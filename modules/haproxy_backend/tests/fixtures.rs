@@ -2,7 +2,9 @@
 //! the run; no `out` means no file) or `error` (a text the failure message must hold,
 //! PATH standing for the file; the file must stay byte for byte as it was).
 //!
-//! Each good case runs twice: the second run must report changed=false. The real
+//! Each case runs in check mode first: it must predict the real run (the same failure,
+//! or the same `changed`) and leave the file as it was; a failed run reports
+//! changed=false. Each good case runs twice: the second run must report changed=false. The real
 //! haproxy on this machine validates every write (the module runs `haproxy -c`), and
 //! `rendered_outputs_pass_haproxy_check` checks the `out` files once more on their own.
 //! `args.json` may hold `_host_addresses`: this host's addresses for the port conflict
@@ -115,6 +117,10 @@ fn fixture_cases() {
             fs::write(&path, input).expect("write in");
         }
         let args = read_args(case);
+        let predicted = run_module(args.clone(), &path, true);
+        if fs::read(&path).ok() != input {
+            failures.push(format!("{name}: check mode changed the file"));
+        }
         let result = run_module(args.clone(), &path, false);
         let after = fs::read(&path).ok();
         let shown_path = path.display().to_string();
@@ -143,6 +149,18 @@ fn fixture_cases() {
             if after != input {
                 failures.push(format!("{name}: the file changed although the run failed"));
             }
+            if result.changed || predicted.changed {
+                failures.push(format!(
+                    "{name}: a failed run reported changed=true (check mode: {}, real run: {})",
+                    predicted.changed, result.changed
+                ));
+            }
+            if !predicted.failed || !predicted.msg.contains(&expected) {
+                failures.push(format!(
+                    "{name}: check mode did not predict the failure; got (failed={}):\n  {}",
+                    predicted.failed, predicted.msg
+                ));
+            }
             continue;
         }
 
@@ -155,6 +173,12 @@ fn fixture_cases() {
             failures.push(format!(
                 "{name}: file differs from out:\n{}",
                 String::from_utf8_lossy(after.as_deref().unwrap_or(b"<no file>"))
+            ));
+        }
+        if predicted.failed || predicted.changed != (input != expected) {
+            failures.push(format!(
+                "{name}: check mode predicted failed={} changed={}: {}",
+                predicted.failed, predicted.changed, predicted.msg
             ));
         }
         if result.changed != (input != expected) {
