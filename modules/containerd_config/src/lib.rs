@@ -7,7 +7,9 @@
 //! changed keys, hosts.toml files. [`apply`] adds the host: reading files, running
 //! containerd, writing through the runtime.
 
+pub mod cri;
 pub mod document;
+pub mod reference;
 pub mod registry;
 pub mod schema;
 pub mod verify;
@@ -20,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use module_runtime::{
-    command, find_executable, Context, Module, ModuleError, Outcome, Result, WriteOptions,
+    command, find_executable, Context, Module, ModuleError, Outcome, Result, TextEncoding,
+    WriteOptions,
 };
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -31,7 +34,7 @@ use crate::registry::{
     authorization_secrets, check_registries, render_hosts_toml, Registry, RegistrySpec,
 };
 use crate::schema::{declared_version, display_path, ContainerdVersion, Layout};
-use crate::verify::{check_dump, DumpFacts, Expectations};
+use crate::verify::{check_dumps, DumpFacts, Expectations};
 use crate::version_cache::VersionCache;
 
 pub const DEFAULT_REGISTRY_CONFIG_PATH: &str = "/etc/containerd/certs.d";
@@ -150,9 +153,13 @@ pub struct Inputs {
 impl Inputs {
     pub fn check(params: &Params) -> Result<Self> {
         if let Some(image) = &params.sandbox_image {
-            if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
+            if let Some(problem) = reference::reference_problem(image) {
+                // A 10,000-character value is not worth echoing whole.
+                let shown: String = image.chars().take(80).collect();
+                let ellipsis = if shown.len() < image.len() { "..." } else { "" };
                 return Err(ModuleError::params(format!(
-                    "sandbox_image: '{image}' is not an image reference (e.g. registry.k8s.io/pause:3.10)"
+                    "sandbox_image: '{shown}{ellipsis}' is not an image reference: {problem} \
+                     (expected [HOST[:PORT]/]PATH[:TAG][@DIGEST], e.g. registry.k8s.io/pause:3.10)"
                 )));
             }
         }
@@ -251,6 +258,8 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// config.toml holds registry credentials (config versions 1 and 2).
     pub config_holds_credentials: bool,
+    /// The CRI plugin names removed from `disabled_plugins` (the module enabled CRI).
+    pub cri_enabled: Vec<String>,
 }
 
 /// The new config.toml and hosts.toml files for `current` (None: no file).
@@ -409,10 +418,33 @@ pub fn plan(
         }
     }
 
+    let manages_cri = !managed.is_empty();
+    refuse_disabling_cri(inputs, layout, manages_cri)?;
+
     let mut expectations = Expectations {
         file_layout: Some(layout),
+        cri_enabled: manages_cri,
+        touched: inputs
+            .settings
+            .iter()
+            .map(|(_, e)| e.path().to_vec())
+            .collect(),
         ..Default::default()
     };
+    let cri_enabled = if manages_cri {
+        cri::enable_cri(&mut editor, layout)?
+    } else {
+        Vec::new()
+    };
+    if !cri_enabled.is_empty() {
+        warnings.push(cri::cri_enabled_warning(&path.to_string(), &cri_enabled));
+    }
+    if release.major < 2 {
+        let systemd_runtime = params.systemd_cgroup.is_some().then_some(runtime.as_str());
+        expectations.runtime_type =
+            keep_default_runtime_entries(&mut editor, layout, systemd_runtime, containerd)?
+                .remove(&runtime);
+    }
     if let Some(wanted) = params.systemd_cgroup {
         editor.set(&layout.systemd_cgroup(&runtime), wanted.into())?;
         if let Some(legacy) = layout.legacy_systemd_cgroup() {
@@ -517,7 +549,64 @@ pub fn plan(
         warnings,
         config_holds_credentials: !expectations.registry_auths.is_empty(),
         expectations,
+        cri_enabled,
     })
+}
+
+/// A `settings` entry that puts the CRI plugin into `disabled_plugins` while the task
+/// manages CRI settings asks for two opposite things.
+fn refuse_disabling_cri(inputs: &Inputs, layout: Layout, manages_cri: bool) -> Result<()> {
+    if !manages_cri {
+        return Ok(());
+    }
+    for (index, edit) in &inputs.settings {
+        let SettingEdit::Set(path, Json::Array(names)) = edit else {
+            continue;
+        };
+        let disables_cri = names
+            .iter()
+            .filter_map(Json::as_str)
+            .any(|name| layout.cri_plugin_names().contains(&name));
+        if *path == Layout::disabled_plugins() && disables_cri {
+            return Err(ModuleError::params(format!(
+                "settings[{index}] disables the CRI plugin, while systemd_cgroup, sandbox_image, \
+                 registry_config_path or registries manage CRI settings: leave the CRI plugin \
+                 out of disabled_plugins (the module enables it for those options)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// containerd 1.x: the runtime tables of the file that lack `runtime_type` (and the table
+/// of `also`, about to get SystemdCgroup) get the values of containerd's default entry
+/// they lack, so declaring a table does not reset the runtime (see [`cri`]).
+/// `containerd config default` runs only when such a table exists. Returns the
+/// runtime_type given to each runtime.
+fn keep_default_runtime_entries(
+    editor: &mut Editor,
+    layout: Layout,
+    also: Option<&str>,
+    containerd: &dyn Containerd,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut given = std::collections::BTreeMap::new();
+    let runtimes = cri::runtimes_lacking_type(editor, layout, also);
+    if runtimes.is_empty() {
+        return Ok(given);
+    }
+    let default = parse_toml(
+        &containerd.default_config()?,
+        "the output of containerd config default",
+    )?;
+    for runtime in runtimes {
+        let defaults = cri::default_runtime_values(&default, &runtime);
+        if let Some(runtime_type) =
+            cri::keep_default_runtime_entry(editor, layout, &runtime, &defaults)?
+        {
+            given.insert(runtime, runtime_type);
+        }
+    }
+    Ok(given)
 }
 
 fn is_prefix(prefix: &[String], path: &[String]) -> bool {
@@ -582,7 +671,8 @@ impl Binary {
         let version = match cache.and_then(|cache| cache.get(&path)) {
             Some(version) => version,
             None => {
-                let version = probe_version(&path)?;
+                let param = params.containerd_path.as_ref().map(|_| "containerd_path");
+                let version = probe_version(&path, param)?;
                 if let Some(cache) = cache {
                     cache.put(&path, version);
                 }
@@ -629,28 +719,64 @@ impl Binary {
         Ok(result?.check(what)?.stdout)
     }
 
-    /// Runs `config dump` on `config` and checks it shows `expected`.
-    pub fn verify(&self, config: &str, expected: &Expectations) -> Result<DumpFacts> {
+    /// Runs `config dump` on `config` and checks it shows `expected`, and that what matters
+    /// and is not managed reads as in the dump of `before` (the current config; None: no
+    /// file, containerd's defaults).
+    pub fn verify(
+        &self,
+        before: Option<&str>,
+        config: &str,
+        expected: &Expectations,
+    ) -> Result<DumpFacts> {
         let dump = self.run_on(
             config,
             &["config", "dump"],
             "containerd rejected the new config (the file was not changed)",
         )?;
-        check_dump(&dump, expected)
+        // A current config containerd cannot read has nothing to compare with; an unchanged
+        // one (checked again because it imports files) reads the same.
+        let before = match before {
+            Some(before) if before == config => None,
+            before => self
+                .run_on(before.unwrap_or(""), &["config", "dump"], "config dump")
+                .ok(),
+        };
+        check_dumps(before.as_deref(), &dump, expected)
     }
 }
 
-/// `containerd --version`.
-fn probe_version(path: &Path) -> Result<ContainerdVersion> {
-    let output = command::run(&[path.as_os_str(), "--version".as_ref()])?
-        .check(format!("{} --version failed", path.display()))?;
-    ContainerdVersion::parse_version_output(&output.stdout).ok_or_else(|| {
-        ModuleError::failed(format!(
-            "cannot read the containerd version from `{} --version`: {}",
-            path.display(),
-            output.stdout.trim()
-        ))
-    })
+/// `containerd --version`; `param` names where the path came from, for the message when
+/// the program is not containerd.
+fn probe_version(path: &Path, param: Option<&str>) -> Result<ContainerdVersion> {
+    let output = command::run(&[path.as_os_str(), "--version".as_ref()])?;
+    // containerd prints `containerd github.com/containerd/containerd VERSION ...`; another
+    // program prints its own version text (or fails), whatever its exit code.
+    let is_containerd = output.stdout.split_whitespace().next() == Some("containerd");
+    let version = is_containerd
+        .then(|| ContainerdVersion::parse_version_output(&output.stdout))
+        .flatten();
+    match version {
+        Some(version) if output.success() => Ok(version),
+        _ => {
+            let said = if output.stdout.trim().is_empty() {
+                output.stderr.trim()
+            } else {
+                output.stdout.trim()
+            };
+            let said = said.lines().next().unwrap_or("").trim();
+            let origin = match param {
+                Some(param) => format!("{param}: {}", path.display()),
+                None => format!("{} (found in PATH)", path.display()),
+            };
+            Err(ModuleError::params(format!(
+                "{origin} is not containerd: `{} --version` printed {said:?} (rc={}), where \
+                 containerd prints `containerd github.com/containerd/containerd VERSION ...`; \
+                 set containerd_path to the containerd binary (e.g. /usr/bin/containerd)",
+                path.display(),
+                output.rc
+            )))
+        }
+    }
 }
 
 /// What `config dump` would tell about a config.toml the module leaves as it is, read from
@@ -736,6 +862,109 @@ fn read_config(path: &Path) -> Result<Option<String>> {
     })
 }
 
+/// containerd refused the new config: when a `settings` entry is the cause (the config
+/// without it passes `config dump`), the error names it and the type containerd expects,
+/// instead of containerd's message about a temp file's line and column.
+fn blame_settings(
+    error: ModuleError,
+    params: &Params,
+    inputs: &Inputs,
+    current: Option<&str>,
+    binary: &Binary,
+) -> ModuleError {
+    let ModuleError::Command { stderr, .. } = &error else {
+        return error;
+    };
+    let mut indices: Vec<usize> = inputs.settings.iter().map(|(i, _)| *i).collect();
+    indices.dedup();
+    for index in indices {
+        let mut without = inputs.clone();
+        without.settings.retain(|(i, _)| *i != index);
+        let Ok(planned) = plan(params, &without, current, binary) else {
+            continue;
+        };
+        if binary
+            .run_on(&planned.config, &["config", "dump"], "config dump")
+            .is_err()
+        {
+            continue;
+        }
+        let setting = &params.settings[index];
+        let given = setting.value.as_ref().map_or("no", json_kind);
+        return ModuleError::params(format!(
+            "settings[{index}] ({}, {given} value): containerd rejected the new config (the \
+             file was not changed): {}",
+            display_path(&setting.path),
+            containerd_type_hint(stderr)
+        ));
+    }
+    error
+}
+
+/// What containerd's decoding error says it expected, in words.
+fn containerd_type_hint(stderr: &str) -> String {
+    // go-toml 1 may break its message over lines ("Can't convert a = 1\n(*toml.Tree) ...").
+    let joined = stderr.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    let line = joined
+        .rsplit("containerd: ")
+        .find(|l| l.contains("convert") || l.contains("decode"))
+        .unwrap_or(&joined)
+        .trim();
+    // containerd 1.x (go-toml 1): "Can't convert two(string) to int";
+    // containerd 2.x (go-toml 2): "... into struct field config.Config.Version of type int".
+    let wanted = line
+        .rsplit_once(" of type ")
+        .or_else(|| line.rsplit_once(" to "))
+        .map(|(_, t)| t.trim());
+    let accepted = match wanted {
+        Some(t) if t.starts_with("int") || t.starts_with("uint") => "an integer",
+        Some(t) if t.starts_with("float") => "a number",
+        Some("bool") => "true or false",
+        Some("string") => "a string",
+        Some(t) if t.starts_with("[]") => "a list",
+        Some(t) if t.starts_with("map") || t.starts_with("struct") => "a table (a dict)",
+        _ => "",
+    };
+    let detail = strip_positions(line.trim_start_matches("containerd: "));
+    if accepted.is_empty() {
+        format!("containerd says: {detail}")
+    } else {
+        format!("containerd accepts {accepted} there (it says: {detail})")
+    }
+}
+
+/// Drops the line/column of containerd's temp file: `(1, 1): `, `at row 1 column 11`.
+fn strip_positions(text: &str) -> String {
+    let mut out = text.to_owned();
+    if let (Some(open), Some(close)) = (out.find('('), out.find("): ")) {
+        let inner = &out[open + 1..close];
+        if open < close
+            && inner
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == ',' || c == ' ')
+        {
+            out.replace_range(open..close + 3, "");
+        }
+    }
+    if let Some(at) = out.find(" at row ") {
+        let end = out[at..].find(": ").map_or(out.len(), |e| at + e);
+        out.replace_range(at..end, "");
+    }
+    out
+}
+
+fn json_kind(value: &Json) -> &'static str {
+    match value {
+        Json::Null => "a null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(n) if n.is_f64() => "a float",
+        Json::Number(_) => "an integer",
+        Json::String(_) => "a string",
+        Json::Array(_) => "a list",
+        Json::Object(_) => "a dict",
+    }
+}
+
 fn render_crictl(address: &str) -> String {
     let endpoint = if address.contains("://") {
         address.to_owned()
@@ -754,7 +983,15 @@ pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
     for secret in inputs.secrets() {
         ctx.add_secret(&secret);
     }
-    let current = read_config(&params.path)?;
+    // The module edits LF text; the file keeps its own line endings and byte-order mark.
+    let raw = read_config(&params.path)?;
+    let (current, mut encoding) = match &raw {
+        Some(raw) => {
+            let (text, encoding) = TextEncoding::decode(raw);
+            (Some(text), encoding)
+        }
+        None => (None, TextEncoding::default()),
+    };
     if let Some(text) = &current {
         register_existing_secrets(text, ctx);
         parse_toml(text, &params.path.display().to_string())?;
@@ -788,15 +1025,27 @@ pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
     for warning in &plan.warnings {
         ctx.warn(warning.clone());
     }
+    if encoding.bom && binary.version().major >= 2 {
+        // Verified with containerd 2.1: "invalid character at start of key: U+00EF".
+        encoding.bom = false;
+        ctx.warn(format!(
+            "{} started with a UTF-8 byte-order mark, which containerd {} cannot read: it is removed",
+            params.path.display(),
+            binary.version()
+        ));
+    }
+    let config = encoding.encode(&plan.config);
     // containerd checks every config.toml the module would write; a file that stays as it
     // is was checked when it was written, so a re-run need not start containerd.
-    let unchanged = current.as_deref() == Some(plan.config.as_str());
+    let unchanged = raw.as_deref() == Some(config.as_str());
     let facts = match unchanged
         .then(|| facts_of_unchanged(&plan.config))
         .flatten()
     {
         Some(facts) => facts,
-        None => binary.verify(&plan.config, &plan.expectations)?,
+        None => binary
+            .verify(raw.as_deref(), &config, &plan.expectations)
+            .map_err(|e| blame_settings(e, params, &inputs, current.as_deref(), &binary))?,
     };
     for warning in &facts.warnings {
         ctx.warn(warning.clone());
@@ -805,7 +1054,7 @@ pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
     let binary_text = binary.path().to_string_lossy().into_owned();
     let config_changed = ctx.ensure_file(
         &params.path,
-        plan.config.as_bytes(),
+        config.as_bytes(),
         &WriteOptions {
             backup: params.backup,
             // Registry credentials in the file: readable by root only.
@@ -815,7 +1064,13 @@ pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
     )?;
     // Only the config.toml bytes matter to a running containerd: hosts.toml files are read
     // at every pull, and attributes alone need no restart.
-    let restart_required = config_changed && current.as_deref() != Some(plan.config.as_str());
+    let restart_required = config_changed && raw.as_deref() != Some(config.as_str());
+    if config_changed && !plan.cri_enabled.is_empty() {
+        ctx.record_change(format!(
+            "enabled containerd's CRI plugin (removed {} from disabled_plugins)",
+            plan.cri_enabled.join(", ")
+        ));
+    }
 
     let mut hosts_files = Vec::new();
     for file in &plan.hosts_files {
@@ -862,6 +1117,7 @@ pub fn apply(params: &Params, ctx: &mut Context) -> Result<Outcome> {
         .with("changed_keys", &plan.changed_keys)
         .with("restart_required", restart_required)
         .with("migrated", plan.migrated)
+        .with("cri_enabled", !plan.cri_enabled.is_empty())
         .with("hosts_files", hosts_files)
         .with("changes", ctx.changes()))
 }

@@ -114,6 +114,45 @@ impl Layout {
         path(&["plugins", self.cri(), "containerd", "default_runtime_name"])
     }
 
+    /// `containerd.runtimes`: one table per runtime.
+    pub fn runtimes(self) -> Vec<String> {
+        path(&["plugins", self.cri(), "containerd", "runtimes"])
+    }
+
+    /// The table of one runtime in `containerd.runtimes`.
+    pub fn runtime(self, name: &str) -> Vec<String> {
+        let mut p = self.runtimes();
+        p.push(name.to_owned());
+        p
+    }
+
+    /// `runtime_type` of one runtime (`io.containerd.runc.v2` for runc).
+    pub fn runtime_type(self, name: &str) -> Vec<String> {
+        let mut p = self.runtime(name);
+        p.push("runtime_type".into());
+        p
+    }
+
+    /// The names `disabled_plugins` may give the CRI plugin (or, in version 3, one of its
+    /// parts) in a config of this version.
+    pub fn cri_plugin_names(self) -> &'static [&'static str] {
+        match self {
+            Layout::V1 => &["cri", "io.containerd.grpc.v1.cri"],
+            Layout::V2 => &["io.containerd.grpc.v1.cri", "cri"],
+            Layout::V3 => &[
+                "io.containerd.grpc.v1.cri",
+                "io.containerd.cri.v1.runtime",
+                "io.containerd.cri.v1.images",
+                "cri",
+            ],
+        }
+    }
+
+    /// The top-level list of plugins containerd does not load.
+    pub fn disabled_plugins() -> Vec<String> {
+        path(&["disabled_plugins"])
+    }
+
     /// `SystemdCgroup` in the options of the default runtime (runc unless renamed).
     pub fn systemd_cgroup(self, runtime: &str) -> Vec<String> {
         path(&[

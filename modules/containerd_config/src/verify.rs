@@ -21,6 +21,194 @@ pub struct Expectations {
     pub settings: Vec<(Vec<String>, Value)>,
     /// The file's layout, to know whether `settings` paths can be looked up in the dump.
     pub file_layout: Option<Layout>,
+    /// The runtime_type the edit gave the default runtime (from containerd's default entry).
+    pub runtime_type: Option<String>,
+    /// The module manages CRI settings, so the CRI plugin must not be disabled.
+    pub cri_enabled: bool,
+    /// Every key path a `settings` entry edits (in the file's layout): the effective values
+    /// under them may change.
+    pub touched: Vec<Vec<String>>,
+}
+
+/// The values of a `config dump` that decide whether the CRI works as meant; None where the
+/// dump does not show the key (a disabled CRI plugin shows none of its settings).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Effective {
+    pub default_runtime: Option<String>,
+    /// `runtime_type` of the default runtime: "" when its table replaced containerd's
+    /// default entry without one (containerd 1.x then ignores SystemdCgroup).
+    pub runtime_type: Option<String>,
+    /// SystemdCgroup under the default runtime.
+    pub systemd_cgroup: Option<bool>,
+    pub sandbox_image: Option<String>,
+    pub config_path: Option<String>,
+    /// The CRI plugin's names in `disabled_plugins`.
+    pub cri_disabled: Vec<String>,
+}
+
+impl Effective {
+    pub fn of_dump(dump: &str) -> Result<Self> {
+        let doc: DocumentMut = dump.parse().map_err(|e| {
+            ModuleError::failed(format!(
+                "cannot read the output of containerd config dump: {e}"
+            ))
+        })?;
+        let layout = Layout::of_version(declared_version(&doc)?)?;
+        let root = doc.as_item();
+        let text = |path: &[String]| lookup(root, path).and_then(Item::as_str).map(str::to_owned);
+        let default_runtime = text(&layout.default_runtime_name());
+        let runtime = default_runtime.as_deref().unwrap_or("runc");
+        let names = layout.cri_plugin_names();
+        Ok(Effective {
+            runtime_type: text(&layout.runtime_type(runtime)),
+            systemd_cgroup: lookup(root, &layout.systemd_cgroup(runtime)).and_then(Item::as_bool),
+            sandbox_image: text(&layout.sandbox_image()),
+            config_path: text(&layout.config_path()),
+            cri_disabled: lookup(root, &Layout::disabled_plugins())
+                .and_then(Item::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(Value::as_str)
+                        .filter(|name| names.contains(name))
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            default_runtime,
+        })
+    }
+
+    fn runtime(&self) -> &str {
+        self.default_runtime.as_deref().unwrap_or("runc")
+    }
+}
+
+/// Compares what containerd reads before and after the edit: a value the module manages
+/// must be the wanted one (checked by [`check_dump`]), any other value that matters must be
+/// what it was, unless a `settings` entry edits it. A value the dump did not show before
+/// (CRI disabled, say) has nothing to keep. Returns the differences found.
+pub fn compare_effective(
+    before: &Effective,
+    after: &Effective,
+    expected: &Expectations,
+) -> Vec<String> {
+    let layout = expected.file_layout.unwrap_or(Layout::V2);
+    let touched = |paths: &[Vec<String>]| {
+        expected.touched.iter().any(|edit| {
+            paths
+                .iter()
+                .any(|path| is_prefix(edit, path) || is_prefix(path, edit))
+        })
+    };
+    let mut problems = Vec::new();
+    let mut unchanged = |what: &str, before: Option<String>, after: Option<String>| {
+        if let Some(before) = before {
+            let after = after.unwrap_or_else(|| "missing".into());
+            if before != after {
+                problems.push(format!(
+                    "{what} is {after} in config dump after the edit, and was {before} before it"
+                ));
+            }
+        }
+    };
+    let runtimes = [layout.default_runtime_name(), layout.runtimes()];
+    if !touched(&runtimes) {
+        unchanged(
+            "containerd.default_runtime_name",
+            before.default_runtime.as_deref().map(quoted),
+            after.default_runtime.as_deref().map(quoted),
+        );
+        let fixed = after.runtime_type.is_some()
+            && expected.runtime_type.as_deref() == after.runtime_type.as_deref();
+        if !fixed {
+            unchanged(
+                &format!("runtime_type of the default runtime {}", after.runtime()),
+                before.runtime_type.as_deref().map(quoted),
+                after.runtime_type.as_deref().map(quoted),
+            );
+        }
+        if expected.systemd_cgroup.is_none() {
+            unchanged(
+                "SystemdCgroup of the default runtime",
+                before.systemd_cgroup.map(|b| b.to_string()),
+                after.systemd_cgroup.map(|b| b.to_string()),
+            );
+        }
+    }
+    if expected.sandbox_image.is_none() && !touched(&[layout.sandbox_image()]) {
+        unchanged(
+            "the sandbox image",
+            before.sandbox_image.as_deref().map(quoted),
+            after.sandbox_image.as_deref().map(quoted),
+        );
+    }
+    if expected.config_path.is_none() && !touched(&[layout.config_path()]) {
+        unchanged(
+            "the registry config_path",
+            before.config_path.as_deref().map(quoted),
+            after.config_path.as_deref().map(quoted),
+        );
+    }
+    if !expected.cri_enabled && !touched(&[Layout::disabled_plugins()]) {
+        unchanged(
+            "the CRI plugin's entry in disabled_plugins",
+            Some(format!("{:?}", before.cri_disabled)),
+            Some(format!("{:?}", after.cri_disabled)),
+        );
+    }
+    problems
+}
+
+/// What must hold of the dump after the edit, whatever it was before.
+fn effective_problems(after: &Effective, expected: &Expectations) -> Vec<String> {
+    let mut problems = Vec::new();
+    let runtime_type = after.runtime_type.as_deref().unwrap_or("");
+    if expected.systemd_cgroup.is_some() && runtime_type.is_empty() {
+        problems.push(format!(
+            "systemd_cgroup: the default runtime {} has runtime_type \"\" in config dump, so \
+             containerd does not read its options as runc options and ignores SystemdCgroup: \
+             set its runtime_type (io.containerd.runc.v2 for runc)",
+            after.runtime()
+        ));
+    }
+    if expected.cri_enabled && !after.cri_disabled.is_empty() {
+        problems.push(format!(
+            "the CRI plugin is disabled in config dump (disabled_plugins holds {}), so the CRI \
+             settings have no effect",
+            after.cri_disabled.join(", ")
+        ));
+    }
+    problems
+}
+
+fn quoted(text: &str) -> String {
+    format!("\"{text}\"")
+}
+
+fn is_prefix(prefix: &[String], path: &[String]) -> bool {
+    prefix.len() <= path.len() && path[..prefix.len()] == *prefix
+}
+
+/// Checks the dump of the new config, and compares it with the dump of the current one
+/// (None when containerd cannot read the current config: nothing to compare with).
+pub fn check_dumps(
+    before: Option<&str>,
+    after: &str,
+    expected: &Expectations,
+) -> Result<DumpFacts> {
+    let facts = check_dump(after, expected)?;
+    let effective = Effective::of_dump(after)?;
+    let mut problems = effective_problems(&effective, expected);
+    if let Some(before) = before.and_then(|dump| Effective::of_dump(dump).ok()) {
+        problems.extend(compare_effective(&before, &effective, expected));
+    }
+    if !problems.is_empty() {
+        return Err(ModuleError::failed(format!(
+            "containerd does not read the new config as intended (the file was not changed): {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(facts)
 }
 
 /// What the dump told besides the checks.

@@ -266,7 +266,10 @@ fn a_value_containerd_rejects_is_refused() {
             "containerd_path": containerd("bookworm"),
             "settings": [{"path": ["plugins", "io.containerd.grpc.v1.cri", "enable_tls_streaming"], "value": {"nested": true}}]
         }),
-        &["containerd rejected the new config (the file was not changed)"],
+        &[
+            "settings[0] (plugins.\"io.containerd.grpc.v1.cri\".enable_tls_streaming, a dict value)",
+            "containerd rejected the new config (the file was not changed)",
+        ],
     );
 }
 
@@ -294,5 +297,66 @@ fn mirrors_in_the_file_with_registries() {
         with_tls.as_bytes(),
         json!({"containerd_path": containerd("bookworm"), "registry_config_path": "/etc/containerd/certs.d"}),
         &["registry.configs.\"r.example\".tls is set together with config_path"],
+    );
+}
+
+/// Issue 12: a settings value containerd cannot decode is named by its index and what
+/// containerd accepts there, not by containerd's line and column in a temp file.
+#[test]
+fn a_settings_value_of_the_wrong_type_names_the_entry() {
+    for suite in ["bookworm", "sid"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        fs::write(&path, CONFIG).expect("write");
+        let (result, status) = run(&json!({
+            "path": path,
+            "containerd_path": containerd(suite),
+            "settings": [
+                {"path": ["plugins", "io.containerd.grpc.v1.cri", "cni", "bin_dir"], "value": "/opt/cni/bin"},
+                {"path": ["version"], "value": "two"}
+            ]
+        }));
+        assert_eq!(status, 1, "{suite}: {result}");
+        let msg = msg(&result);
+        for part in [
+            "settings[1]",
+            "version",
+            "a string value",
+            "accepts an integer",
+        ] {
+            assert!(msg.contains(part), "{suite}: {msg:?} lacks {part:?}");
+        }
+        for temp_position in ["(1, 1)", "row 1"] {
+            assert!(!msg.contains(temp_position), "{suite}: {msg}");
+        }
+        assert_eq!(fs::read_to_string(&path).expect("config"), CONFIG);
+    }
+}
+
+#[test]
+fn a_containerd_path_that_is_not_containerd() {
+    refused(
+        CONFIG.as_bytes(),
+        json!({"containerd_path": "/bin/false", "systemd_cgroup": true}),
+        &[
+            "containerd_path: /bin/false is not containerd",
+            "set containerd_path to the containerd binary",
+        ],
+    );
+}
+
+#[test]
+fn a_sandbox_image_longer_than_an_image_name_can_be() {
+    let long = format!("registry.k8s.io/{}", "p".repeat(9_986));
+    assert_eq!(long.len(), 10_002);
+    refused(
+        CONFIG.as_bytes(),
+        json!({"sandbox_image": long}),
+        &["sandbox_image", "limited to 255"],
+    );
+    refused(
+        CONFIG.as_bytes(),
+        json!({"sandbox_image": "registry.k8s.io/Pause:3.10"}),
+        &["sandbox_image", "'Pause' is not a path component"],
     );
 }

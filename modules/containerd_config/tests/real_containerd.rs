@@ -10,7 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use common::{containerd, dump, dump_value, msg, run, snapshot, suite_of, SUITES};
-use containerd_config::schema::ContainerdVersion;
+use containerd_config::schema::{ContainerdVersion, Layout};
+use containerd_config::verify::{Effective, Expectations};
 use containerd_config::{plan, Binary, Containerd, Inputs, Params};
 use serde_json::{json, Value};
 
@@ -75,11 +76,237 @@ fn every_fixture_output_passes_config_dump_of_its_release() {
         let expected = fs::read_to_string(dir.join("out")).expect("out");
         assert_eq!(planned.config, expected, "{}", dir.display());
         binary
-            .verify(&planned.config, &planned.expectations)
+            .verify(current.as_deref(), &planned.config, &planned.expectations)
             .unwrap_or_else(|e| panic!("{}: containerd {release}: {e}", dir.display()));
+        if let Some(effective) = args.get("effective") {
+            check_effective(binary.path(), &planned.config, effective, &dir);
+        }
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} fixtures checked");
+}
+
+/// `config dump` of `config` by the real `binary`, as text.
+fn dump_text(binary: &Path, config: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("config.toml");
+    fs::write(&file, config).expect("write");
+    let output = std::process::Command::new(binary)
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "dump"])
+        .output()
+        .expect("run containerd");
+    assert!(
+        output.status.success(),
+        "config dump failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// The fixture's `effective` values are what the real containerd reads from its `out`.
+fn check_effective(binary: &Path, config: &str, effective: &Value, dir: &Path) {
+    let got = Effective::of_dump(&dump_text(binary, config)).expect("dump");
+    let want = |key: &str| effective.get(key);
+    if let Some(v) = want("runtime_type") {
+        assert_eq!(json!(got.runtime_type), *v, "{}", dir.display());
+    }
+    if let Some(v) = want("systemd_cgroup") {
+        assert_eq!(json!(got.systemd_cgroup), *v, "{}", dir.display());
+    }
+    if let Some(v) = want("sandbox_image") {
+        assert_eq!(json!(got.sandbox_image), *v, "{}", dir.display());
+    }
+    if let Some(v) = want("cri_disabled") {
+        assert_eq!(json!(got.cri_disabled), *v, "{}", dir.display());
+    }
+}
+
+fn packaged_config(suite: &str) -> String {
+    let binary = containerd(suite);
+    let root = binary.ancestors().nth(3).expect("package root");
+    fs::read_to_string(root.join("etc/containerd/config.toml")).expect("packaged config.toml")
+}
+
+/// Issue 12: Debian's packaged config.toml (no runtimes table) with systemd_cgroup: the
+/// runc table the module adds keeps containerd's runtime_type, so SystemdCgroup counts.
+#[test]
+fn debian_packaged_configs_keep_the_runc_runtime_type() {
+    for (suite, _) in SUITES {
+        let binary = containerd(suite);
+        let packaged = packaged_config(suite);
+        let before = Effective::of_dump(&dump_text(&binary, &packaged)).expect("dump");
+        assert_eq!(
+            before.runtime_type.as_deref(),
+            Some("io.containerd.runc.v2"),
+            "{suite}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        fs::write(&config, &packaged).expect("write");
+        let args = json!({"path": config, "containerd_path": binary, "systemd_cgroup": true});
+        let (result, status) = run(&args);
+        assert_eq!(status, 0, "{suite}: {result}");
+        assert_eq!(result["changed"], json!(true), "{suite}");
+        let text = fs::read_to_string(&config).expect("config");
+        let after = Effective::of_dump(&dump_text(&binary, &text)).expect("dump");
+        assert_eq!(after.runtime_type, before.runtime_type, "{suite}: {text}");
+        assert_eq!(after.systemd_cgroup, Some(true), "{suite}");
+        let (again, status) = run(&args);
+        assert_eq!(status, 0, "{suite}: {again}");
+        assert_eq!(again["changed"], json!(false), "{suite}: {again}");
+    }
+}
+
+/// A file the module's earlier releases left (a runc table of options only, runtime_type
+/// "" in the dump) gets the runtime_type of containerd's default entry back.
+#[test]
+fn a_runc_table_without_runtime_type_gets_the_default_one() {
+    let binary = containerd("bookworm");
+    let broken = format!(
+        "{}\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgroup = true\n",
+        packaged_config("bookworm")
+    );
+    assert_eq!(
+        Effective::of_dump(&dump_text(&binary, &broken))
+            .expect("dump")
+            .runtime_type
+            .as_deref(),
+        Some("")
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, &broken).expect("write");
+    let (result, status) =
+        run(&json!({"path": config, "containerd_path": binary, "systemd_cgroup": true}));
+    assert_eq!(status, 0, "{result}");
+    assert_eq!(result["changed"], json!(true), "{result}");
+    let text = fs::read_to_string(&config).expect("config");
+    let after = Effective::of_dump(&dump_text(&binary, &text)).expect("dump");
+    assert_eq!(
+        after.runtime_type.as_deref(),
+        Some("io.containerd.runc.v2"),
+        "{text}"
+    );
+    assert_eq!(after.systemd_cgroup, Some(true));
+}
+
+/// The check compares containerd's reading before and after the edit: an edit that loses
+/// the runtime_type (what the module used to write) is refused, naming both values.
+#[test]
+fn an_edit_that_loses_the_runtime_type_is_refused() {
+    let binary_path = containerd("bookworm");
+    let packaged = packaged_config("bookworm");
+    let lossy = format!(
+        "{packaged}\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\nSystemdCgroup = true\n"
+    );
+    let params = params_of(&json!({"containerd_path": binary_path}));
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let binary = Binary::locate(&params, true, scratch.path().to_path_buf()).expect("binary");
+    for expected in [
+        Expectations {
+            systemd_cgroup: Some(true),
+            file_layout: Some(Layout::V2),
+            ..Default::default()
+        },
+        Expectations {
+            file_layout: Some(Layout::V2),
+            ..Default::default()
+        },
+    ] {
+        let err = binary
+            .verify(Some(&packaged), &lossy, &expected)
+            .expect_err("runtime_type lost");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("runtime_type of the default runtime runc is \"\" in config dump after the edit, and was \"io.containerd.runc.v2\" before it"),
+            "{msg}"
+        );
+        assert!(msg.contains("the file was not changed"), "{msg}");
+    }
+}
+
+/// Docker's containerd.io config disables CRI: a task managing CRI settings enables it and
+/// says so (return key, change list, warning); containerd's dump shows CRI enabled.
+#[test]
+fn the_cri_plugin_disabled_by_containerd_io_is_enabled() {
+    let docker =
+        fs::read_to_string(fixtures_dir().join("containerd-io-disabled-cri/in")).expect("fixture");
+    for suite in ["bookworm", "trixie"] {
+        let binary = containerd(suite);
+        let before = Effective::of_dump(&dump_text(&binary, &docker)).expect("dump");
+        assert_eq!(before.cri_disabled, ["cri"], "{suite}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        fs::write(&config, &docker).expect("write");
+        let args = json!({
+            "path": config, "containerd_path": binary,
+            "systemd_cgroup": true, "sandbox_image": "registry.k8s.io/pause:3.10"
+        });
+        let (result, status) = run(&args);
+        assert_eq!(status, 0, "{suite}: {result}");
+        assert_eq!(result["cri_enabled"], json!(true), "{suite}: {result}");
+        assert!(
+            result["changes"]
+                .to_string()
+                .contains("enabled containerd's CRI plugin"),
+            "{suite}: {result}"
+        );
+        assert!(
+            result["warnings"]
+                .to_string()
+                .contains("disabled containerd's CRI plugin"),
+            "{suite}: {result}"
+        );
+        let text = fs::read_to_string(&config).expect("config");
+        let after = Effective::of_dump(&dump_text(&binary, &text)).expect("dump");
+        assert!(after.cri_disabled.is_empty(), "{suite}: {text}");
+        assert_eq!(
+            after.runtime_type.as_deref(),
+            Some("io.containerd.runc.v2"),
+            "{suite}: {text}"
+        );
+        assert_eq!(after.systemd_cgroup, Some(true), "{suite}");
+        let (again, _) = run(&args);
+        assert_eq!(again["changed"], json!(false), "{suite}: {again}");
+        assert_eq!(again["cri_enabled"], json!(false), "{suite}: {again}");
+    }
+}
+
+/// A CRLF file with a byte-order mark keeps both (containerd 1.x reads them); containerd
+/// 2.x cannot read a BOM, so there it goes, with a warning.
+#[test]
+fn line_endings_and_byte_order_mark_are_kept() {
+    let crlf = packaged_config("bookworm").replace('\n', "\r\n");
+    for (suite, keeps_bom) in [("bookworm", true), ("trixie", true), ("sid", false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        fs::write(&config, format!("\u{feff}{crlf}")).expect("write");
+        let args =
+            json!({"path": config, "containerd_path": containerd(suite), "systemd_cgroup": true});
+        let (result, status) = run(&args);
+        assert_eq!(status, 0, "{suite}: {result}");
+        let text = fs::read_to_string(&config).expect("config");
+        assert_eq!(text.starts_with('\u{feff}'), keeps_bom, "{suite}: {text:?}");
+        assert_eq!(
+            text.matches('\n').count(),
+            text.matches("\r\n").count(),
+            "{suite}: not all CRLF: {text:?}"
+        );
+        assert!(
+            text.contains("SystemdCgroup = true\r\n"),
+            "{suite}: {text:?}"
+        );
+        if !keeps_bom {
+            assert!(
+                result["warnings"].to_string().contains("byte-order mark"),
+                "{suite}: {result}"
+            );
+        }
+        let (again, _) = run(&args);
+        assert_eq!(again["changed"], json!(false), "{suite}: {again}");
+    }
 }
 
 /// The whole module, as Ansible runs it, on a host without a config yet.
