@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The local lab: 3 control-plane + 2 worker podman systemd hosts on a private podman
-# network, and the InitCluster playbook run against them.
+# network, reached over ssh as users reach their servers (a key pair of the lab's own in
+# build/lab, pipelining and ControlPersist: the collection's fast path runs), and the
+# InitCluster playbook run against them.
 #   lab.sh up [ARGS]  create (or reuse) the hosts, run playbooks/InitCluster.yml [ARGS]
 #   lab.sh down    remove the hosts and the network
 #   lab.sh status  what runs
@@ -10,7 +12,10 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$PWD/tests/podman/containers.conf}
 network=bmk8s-lab
 subnet=${LAB_SUBNET:-10.213.37.0/24}
 prefix=${subnet%.*}
-image=localhost/bmk8s-bookworm
+# bookworm with sshd and sudo (the same image as tests/ansible/test_fast_path.py).
+image=localhost/bmk8s-bookworm-ssh
+image_packages=openssh-server,kmod,sudo
+key=build/lab/id_ed25519
 inventory=build/lab/hosts.yml
 repo_dir=build/lab/k8s-repo
 k8s_version=${LAB_K8S_VERSION:-1.31.4}
@@ -25,13 +30,14 @@ write_inventory() {
     (umask 077; head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n' | cut -c1-8 >build/lab/vrrp-password)
   fi
   {
-    echo "# Written by scripts/lab.sh: the lab's hosts, reached with podman exec."
+    echo "# Written by scripts/lab.sh: the lab's hosts, reached over ssh as root with the lab's key."
     echo "all:"
     echo "  vars:"
-    echo "    ansible_connection: containers.podman.podman"
+    echo "    ansible_user: root"
+    echo "    ansible_ssh_private_key_file: $PWD/$key"
+    echo "    ansible_ssh_common_args: -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ControlMaster=auto -o ControlPersist=300s"
+    echo "    ansible_control_path_dir: $PWD/build/lab/ssh"
     echo "    ansible_python_interpreter: /usr/bin/python3"
-    echo "    # podman exec is root already (the playbook asks for become; the hosts have no sudo)."
-    echo "    ansible_become: false"
     echo "    k8s_kubernetes_version: \"$k8s_version\""
     echo "    k8s_vip: $prefix.100/24"
     echo "    k8s_vip_port: 8443"
@@ -50,10 +56,10 @@ write_inventory() {
     echo "  children:"
     echo "    k8s_control_plane:"
     echo "      hosts:"
-    for n in cp1 cp2 cp3; do echo "        $n: {ansible_host: bmk8s-lab-$n, k8s_node_address: ${address[$n]}}"; done
+    for n in cp1 cp2 cp3; do echo "        $n: {ansible_host: ${address[$n]}, k8s_node_address: ${address[$n]}}"; done
     echo "    k8s_worker:"
     echo "      hosts:"
-    for n in worker1 worker2; do echo "        $n: {ansible_host: bmk8s-lab-$n, k8s_node_address: ${address[$n]}}"; done
+    for n in worker1 worker2; do echo "        $n: {ansible_host: ${address[$n]}, k8s_node_address: ${address[$n]}}"; done
     echo "    k8s_admin:"
     echo "      hosts:"
     echo "        cp1:"
@@ -61,7 +67,9 @@ write_inventory() {
 }
 
 up() {
-  mkdir -p build/lab
+  mkdir -p build/lab/ssh
+  tests/images/build-image.sh bookworm "$image" "$image_packages"
+  [ -s "$key" ] || ssh-keygen -q -t ed25519 -N "" -C baremetal-k8s-lab -f "$key"
   tests/standins/build-repo.sh "$repo_dir" "$k8s_version" >/dev/null
   podman network exists "$network" || podman network create --subnet "$subnet" "$network" >/dev/null
   for n in "${nodes[@]}"; do
@@ -75,9 +83,14 @@ up() {
       case $state in running|degraded) break ;; esac
       sleep 0.5
     done
+    podman exec -i "bmk8s-lab-$n" sh -c 'mkdir -p /root/.ssh && cat >/root/.ssh/authorized_keys &&
+      chmod 600 /root/.ssh/authorized_keys && systemctl enable --now ssh >/dev/null 2>&1' <"$key.pub"
   done
   write_inventory
-  ansible-playbook -i "$inventory" playbooks/InitCluster.yml "$@"
+  local start=$SECONDS rc=0
+  ansible-playbook -i "$inventory" playbooks/InitCluster.yml "$@" || rc=$?
+  echo "InitCluster took $((SECONDS - start)) s (rc=$rc)"
+  [ "$rc" -eq 0 ] || return "$rc"
   status
 }
 
@@ -96,6 +109,10 @@ status() {
 }
 
 down() {
+  # Ansible's ssh masters (ControlPersist) of the lab: stopped, not left to time out.
+  for n in "${nodes[@]}"; do
+    ssh -o ControlPath="$PWD/build/lab/ssh/%C" -O exit -l root "${address[$n]}" >/dev/null 2>&1 || true
+  done
   for n in "${nodes[@]}"; do podman rm -f -t 0 "bmk8s-lab-$n" >/dev/null 2>&1 || true; done
   podman network rm -f "$network" >/dev/null 2>&1 || true
   rm -f "$inventory"
