@@ -48,12 +48,7 @@ pub struct Effective {
 
 impl Effective {
     pub fn of_dump(dump: &str) -> Result<Self> {
-        let doc: DocumentMut = dump.parse().map_err(|e| {
-            ModuleError::failed(format!(
-                "cannot read the output of containerd config dump: {e}"
-            ))
-        })?;
-        let layout = Layout::of_version(declared_version(&doc)?)?;
+        let (doc, layout) = parse_dump(dump)?;
         let root = doc.as_item();
         let text = |path: &[String]| lookup(root, path).and_then(Item::as_str).map(str::to_owned);
         let default_runtime = text(&layout.default_runtime_name());
@@ -218,13 +213,19 @@ pub struct DumpFacts {
     pub warnings: Vec<String>,
 }
 
-pub fn check_dump(dump: &str, expected: &Expectations) -> Result<DumpFacts> {
+/// The output of `containerd config dump` and the layout of its config version.
+fn parse_dump(dump: &str) -> Result<(DocumentMut, Layout)> {
     let doc: DocumentMut = dump.parse().map_err(|e| {
         ModuleError::failed(format!(
             "cannot read the output of containerd config dump: {e}"
         ))
     })?;
     let layout = Layout::of_version(declared_version(&doc)?)?;
+    Ok((doc, layout))
+}
+
+pub fn check_dump(dump: &str, expected: &Expectations) -> Result<DumpFacts> {
+    let (doc, layout) = parse_dump(dump)?;
     let root = doc.as_item();
     let mut mismatches = Vec::new();
     let mut facts = DumpFacts::default();

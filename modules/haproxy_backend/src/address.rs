@@ -28,22 +28,11 @@ impl BindAddress {
             return Err(wrong("has no port"));
         };
         let port = parse_port(port).ok_or_else(|| wrong("has no port between 1 and 65535"))?;
-        let ip = match host {
-            "" | "*" => None,
-            _ => {
-                let bare = host
-                    .strip_prefix('[')
-                    .and_then(|h| h.strip_suffix(']'))
-                    .unwrap_or(host);
-                let ip: IpAddr = bare
-                    .parse()
-                    .map_err(|_| wrong("does not start with an IP address, '*' or nothing"))?;
-                if host.starts_with('[') && ip.is_ipv4() {
-                    return Err(wrong("has an IPv4 address in brackets"));
-                }
-                Some(ip)
-            }
-        };
+        let ip = bind_host(host)
+            .ok_or_else(|| wrong("does not start with an IP address, '*' or nothing"))?;
+        if host.starts_with('[') && ip.is_some_and(|ip| ip.is_ipv4()) {
+            return Err(wrong("has an IPv4 address in brackets"));
+        }
         Ok(BindAddress { ip, port })
     }
 
@@ -53,6 +42,21 @@ impl BindAddress {
             None => format!("*:{}", self.port),
             Some(IpAddr::V4(ip)) => format!("{ip}:{}", self.port),
             Some(IpAddr::V6(ip)) => format!("[{ip}]:{}", self.port),
+        }
+    }
+}
+
+/// The host part of a bind address: `Some(None)` for every IPv4 address (`*` or
+/// nothing), `Some(Some(ip))` for an IP (IPv6 with or without brackets), `None` otherwise.
+pub fn bind_host(host: &str) -> Option<Option<IpAddr>> {
+    match host {
+        "" | "*" => Some(None),
+        _ => {
+            let bare = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            bare.parse().ok().map(Some)
         }
     }
 }

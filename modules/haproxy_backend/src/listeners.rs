@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use module_runtime::{ModuleError, Result};
 
-use crate::address::BindAddress;
+use crate::address::{bind_host, BindAddress};
 use crate::config::Document;
 use crate::edit::SectionId;
 
@@ -63,16 +63,7 @@ pub fn parse_bind_address(text: &str) -> Option<(Listens, u16, u16)> {
             (port, port)
         }
     };
-    let ip = match host {
-        "" | "*" => None,
-        _ => {
-            let bare = host
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(host);
-            Some(bare.parse::<IpAddr>().ok()?)
-        }
-    };
+    let ip = bind_host(host)?;
     Some((Listens::of(ip), low, high))
 }
 
