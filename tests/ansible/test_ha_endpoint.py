@@ -5,7 +5,9 @@ systemd services, with stand-in apiservers (HTTPS /readyz on :6443) on each.
 Asserted: exactly one node holds the VIP; VIP:8443 reaches the apiservers and balances
 across all three; `drain` through the module takes a server out live; a backend that
 stops answering is marked DOWN while traffic goes on; a second converge changes nothing;
-stopping the VIP holder moves the VIP within 5 s and the endpoint answers again.
+crashes (podman kill) measured as a client sees them: a node without the VIP fails no
+request, it comes back as BACKUP without moving the VIP, and after a crash of the VIP
+holder the endpoint answers again within 5 s (asserted at 8 s for a busy machine).
 Once over IPv4 and once on an IPv6-only network."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import http.client
 import ssl
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -61,12 +64,12 @@ class Cluster:
             time.sleep(0.1)
         raise AssertionError(f"no single VIP holder after {timeout} s: {self.holders(among)}")
 
-    def get(self, path="/readyz") -> tuple[int, str]:
+    def get(self, path="/readyz", timeout: float = 10) -> tuple[int, str]:
         """One new TCP+TLS connection through the VIP and haproxy to some apiserver."""
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection(self.vip_address, 8443, timeout=10, context=context)
+        conn = http.client.HTTPSConnection(self.vip_address, 8443, timeout=timeout, context=context)
         try:
             conn.request("GET", path)
             response = conn.getresponse()
@@ -147,12 +150,16 @@ def cluster(request, tmp_path_factory):
             for file in ("tls.crt", "tls.key"):
                 podman("cp", str(tls / file), f"{host.name}:/srv/{file}")
             podman("cp", str(REPO / "tests/ansible/apiserver_standin.py"), f"{host.name}:/srv/apiserver_standin.py")
-            host.sh("systemd-run --unit apiserver-standin python3 /srv/apiserver_standin.py /srv/tls.crt /srv/tls.key")
+            start_apiserver(host)
         yield Cluster(request.param, hosts, addresses, family["vip"], family["bind"])
     finally:
         for host in hosts.values():
             podman("rm", "-f", "-t", "0", host.name, check=False)
         podman("network", "rm", "-f", network, check=False)
+
+
+def start_apiserver(host: Host, unit: str = "apiserver-standin") -> None:
+    host.sh(f"systemd-run --unit {unit} python3 /srv/apiserver_standin.py /srv/tls.crt /srv/tls.key")
 
 
 def converge(cluster: Cluster, tmp_path: Path, **kwargs):
@@ -209,7 +216,7 @@ def test_a_backend_that_stops_answering_is_marked_down_and_traffic_goes_on(clust
         assert {status for status, _ in served} == {200}
         assert {node for _, node in served} == {"n1", "n2"}
     finally:
-        cluster.hosts["n3"].sh("systemd-run --unit apiserver-standin2 python3 /srv/apiserver_standin.py /srv/tls.crt /srv/tls.key")
+        start_apiserver(cluster.hosts["n3"], "apiserver-standin2")
     deadline = time.monotonic() + 30
     while server_status(cluster, tmp_path, "n1").get("n3") != "UP":
         assert time.monotonic() < deadline, "n3 did not come back UP"
@@ -226,30 +233,113 @@ def test_second_converge_changes_nothing(cluster, tmp_path):
         assert run.result(2, node)["vip_present"] is (node == holder)
 
 
-def test_stopping_the_vip_holder_moves_the_vip_within_5_s(cluster, tmp_path):
+class Poller:
+    """What a client of the endpoint sees: a new TLS connection through the VIP every 50 ms
+    (GET /readyz, 2 s timeout), each request's start, end, outcome and serving node."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.requests: list[tuple[float, float, bool, str | None]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            begin = time.monotonic()
+            try:
+                status, node = self.cluster.get(timeout=2)
+                ok = status == 200
+            except OSError:
+                ok, node = False, None
+            self.requests.append((begin, time.monotonic(), ok, node))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> "Poller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def failed_since(self, t0: float) -> list[tuple[float, float]]:
+        """The failed requests that ended after t0, as (start, end) relative to t0."""
+        return [(round(b - t0, 2), round(e - t0, 2)) for b, e, ok, _ in self.requests if not ok and e > t0]
+
+    def served_by(self, node: str, since: float) -> bool:
+        return any(ok and served == node for b, _, ok, served in self.requests if b > since)
+
+
+def crash(cluster: Cluster, node: str) -> float:
+    """SIGKILL the node's container: no VRRP goodbye, no FIN, as a power loss."""
+    t0 = time.monotonic()
+    podman("kill", cluster.hosts[node].name)
+    return t0
+
+
+def restart(cluster: Cluster, node: str) -> None:
+    host = cluster.hosts[node]
+    podman("start", host.name)
+    deadline = time.monotonic() + 60
+    while host.sh("systemctl is-system-running", check=False).stdout.strip() not in ("running", "degraded"):
+        assert time.monotonic() < deadline, f"{node} did not boot again"
+        time.sleep(0.5)
+    start_apiserver(host)
+
+
+def test_a_crash_of_a_node_without_the_vip_fails_no_request(cluster):
     holder, _ = cluster.wait_for_single_holder()
-    others = [name for name in NODES if name != holder]
-    start = time.monotonic()
-    stop = subprocess.Popen(["podman", "stop", "-t", "10", cluster.hosts[holder].name],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    new_holder, _ = cluster.wait_for_single_holder(among=others, timeout=10)
-    failover = time.monotonic() - start
-    stop.wait(timeout=30)
-    print(f"\n[{cluster.family}] VIP moved from {holder} to {new_holder} in {failover:.2f} s")
-    assert failover < 5.0, f"failover took {failover:.2f} s"
-    # The first requests may still be balanced to the stopped node until haproxy's checks
-    # mark it DOWN (about inter x fall); the endpoint must answer well within that.
-    deadline = time.monotonic() + 15
-    attempts = []
-    while True:
-        try:
-            status, node = cluster.get()
-            attempts.append((round(time.monotonic() - start, 1), status, node))
-            if status == 200:
-                break
-        except OSError as error:
-            attempts.append((round(time.monotonic() - start, 1), repr(error)))
-        assert time.monotonic() < deadline, f"the endpoint did not answer through the new VIP holder: {attempts}"
-        time.sleep(0.2)
-    print(f"[{cluster.family}] endpoint answered again {attempts[-1][0]} s after the stop: {attempts}")
-    assert node in others
+    victim = next(name for name in NODES if name != holder)
+    with Poller(cluster) as poller:
+        time.sleep(1)
+        t0 = crash(cluster, victim)
+        time.sleep(8)
+    failed = poller.failed_since(t0)
+    print(f"\n[{cluster.family}] {victim} (no VIP) crashed: {len(failed)} failed of "
+          f"{len([r for r in poller.requests if r[1] > t0])} requests: {failed}")
+    assert cluster.holders() == [holder]
+    assert len(failed) <= 1, failed
+
+
+def test_the_crashed_node_comes_back_as_backup_without_a_vip_flap_or_a_failed_request(cluster):
+    holder, _ = cluster.wait_for_single_holder()
+    victim = next(name for name in NODES if name != holder and
+                  podman("inspect", "-f", "{{.State.Running}}", cluster.hosts[name].name).stdout.strip() == "false")
+    holders_seen = set()
+    with Poller(cluster) as poller:
+        t0 = time.monotonic()
+        restart(cluster, victim)
+        deadline = time.monotonic() + 40
+        while not poller.served_by(victim, t0):
+            holders_seen.update(cluster.holders())
+            assert time.monotonic() < deadline, f"{victim}'s apiserver did not return to haproxy"
+            time.sleep(0.3)
+        back = time.monotonic() - t0
+        time.sleep(2)
+        holders_seen.update(cluster.holders())
+    failed = poller.failed_since(t0)
+    print(f"\n[{cluster.family}] {victim} restarted, serving again after {back:.1f} s, "
+          f"{len(failed)} failed requests, VIP holders seen {sorted(holders_seen)}")
+    assert holders_seen == {holder}, "the VIP moved while the crashed node came back"
+    state = cluster.hosts[victim].sh("journalctl -u keepalived -o cat --no-pager", check=False).stdout
+    assert "Entering BACKUP STATE" in state and "Entering MASTER STATE" not in state.split("Entering BACKUP STATE")[-1]
+    assert len(failed) <= 1, failed
+
+
+def test_a_crash_of_the_vip_holder_and_the_endpoint_answers_within_5_s(cluster):
+    holder, _ = cluster.wait_for_single_holder()
+    with Poller(cluster) as poller:
+        time.sleep(1)
+        t0 = crash(cluster, holder)
+        others = [name for name in NODES if name != holder]
+        new_holder, vip_moved = cluster.wait_for_single_holder(among=others, timeout=15)
+        time.sleep(6)
+    failed = poller.failed_since(t0)
+    # The endpoint is back when the last failed request has ended: every one after answers.
+    back = max((end for _, end in failed), default=0.0)
+    after = [ok for b, _, ok, _ in poller.requests if b - t0 > back]
+    print(f"\n[{cluster.family}] VIP holder {holder} crashed: VIP on {new_holder} after {vip_moved:.1f} s, "
+          f"endpoint answering again {back:.1f} s after the crash, {len(failed)} failed requests: {failed}")
+    assert after and all(after), "requests still fail at the end of the run"
+    # The target is 5 s (docs/benchmarks.md has the figures); 8 s leaves room for a busy CI machine.
+    assert back <= 8.0, f"the endpoint answered again only {back:.1f} s after the crash"

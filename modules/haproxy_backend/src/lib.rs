@@ -97,17 +97,21 @@ fn default_bind() -> String {
 fn default_check_uri() -> String {
     "/readyz".into()
 }
+// A crashed apiserver is DOWN within about inter x fall (2 s); a real connection that
+// fails marks it DOWN at once (observe layer4 in render.rs).
 fn default_check_inter() -> String {
-    "3s".into()
+    "1s".into()
 }
 fn default_check_fall() -> u32 {
-    3
+    2
 }
 fn default_check_rise() -> u32 {
     2
 }
+// An apiserver on the same network accepts in milliseconds; a crashed one never does, and
+// every second waited here is a second the client waits before the redispatch.
 fn default_timeout_connect() -> String {
-    "5s".into()
+    "1s".into()
 }
 // Long enough for idle watches and `kubectl exec`/`logs -f` sessions.
 fn default_timeout_client() -> String {
@@ -117,7 +121,7 @@ fn default_timeout_server() -> String {
     "5m".into()
 }
 fn default_timeout_check() -> String {
-    "5s".into()
+    "2s".into()
 }
 fn default_stats_bind() -> String {
     "*:8404".into()

@@ -153,8 +153,8 @@ impl Desired {
         );
         line(out, "http-check expect status 200");
         // A connection to an apiserver that just died fails before the checks mark it
-        // DOWN: try again, on another server for the last attempt.
-        line(out, "option redispatch");
+        // DOWN: try again, on another server at every retry.
+        line(out, "option redispatch 1");
         line(out, "retries 3");
         line(out, &format!("timeout connect {}", self.timeout_connect));
         line(out, &format!("timeout server {}", self.timeout_server));
@@ -162,7 +162,11 @@ impl Desired {
         line(
             out,
             &format!(
-                "default-server check check-ssl verify none inter {} fall {} rise {}",
+                // A failed connection marks the server DOWN without waiting for the
+                // checks, and the sessions of a server marked DOWN are closed (a crashed
+                // apiserver never closes them: watches would hang until timeout server).
+                "default-server check check-ssl verify none inter {} fall {} rise {} \
+                 observe layer4 error-limit 1 on-error mark-down on-marked-down shutdown-sessions",
                 self.check_inter, self.check_fall, self.check_rise
             ),
         );
