@@ -12,10 +12,13 @@ ssh (sshd in the container, ControlPersist on, pipelining on), as real hosts are
 3. scale: K8sHost on 5, 10, 20 hosts (forks = hosts), first converge and no-op re-runs,
    fast path and the stock reference (bench/reference/k8s_host.yml; the standard path too
    with --standard-scales), with memory per container;
-4. size: each binary's bytes, and the bytes that cross the network to each host per run.
+4. size: each binary's bytes, and the bytes that cross the network to each host per run;
+5. reliability: crashes (podman kill) of the HA endpoint's nodes while a client polls the
+   API through the VIP, CRASHES of each kind, IPv4 and IPv6 (the cluster and the
+   measurements of tests/ansible/test_ha_endpoint.py).
 
 Usage: bench/bench.py [--runs 3] [--tasks 50] [--scales 5,10,20] [--scale-reruns 3,3,3]
-                      [--sections per-task,initcluster,scale]
+                      [--crashes 3] [--sections per-task,initcluster,scale,reliability]
 """
 
 from __future__ import annotations
@@ -361,6 +364,80 @@ def initcluster_section(work: Path, ansible: Ansible, runs: int) -> dict:
 
 # --- report -------------------------------------------------------------------------------
 
+# --- reliability (section 5) -------------------------------------------------------------
+
+def reliability_section(work: Path, crashes: int) -> dict:
+    """Per IP family: `crashes` rounds of a crash of a node without the VIP, its restart, a
+    crash of the VIP holder and its restart, on a freshly converged 3-node endpoint."""
+    sys.path.insert(0, str(REPO / "tests/ansible"))
+    import test_ha_endpoint as ha  # noqa: E402 (the one definition of the cluster and of what is measured)
+
+    results = {}
+    for family in ha.FAMILIES:
+        rounds: dict[str, list] = {"without_vip": [], "holder": [], "restart": []}
+        folder = work / f"reliability-{family}"
+        folder.mkdir()
+        with ha.ha_cluster(family, folder) as cluster:
+            ha.converge(cluster, folder)
+            for _ in range(crashes):
+                other = ha.measure_crash_without_the_vip(cluster)
+                rounds["without_vip"].append(other)
+                rounds["restart"].append(ha.measure_restart(cluster, other["victim"]))
+                holder = ha.measure_crash_of_the_holder(cluster)
+                rounds["holder"].append(holder)
+                rounds["restart"].append(ha.measure_restart(cluster, holder["holder"]))
+                print(f"bench: reliability {family}: {other} {holder}", flush=True)
+        results[family] = rounds
+    return results
+
+
+def report_reliability(reliability: dict | None) -> list[str]:
+    lines = ["## 5. Reliability: crashes of the API endpoint", ""]
+    if not reliability:
+        return lines + ["Not measured in this run (`--sections`).", ""]
+    crashes = len(next(iter(reliability.values()))["holder"])
+    lines += [
+        "Three nodes with keepalived and haproxy as HA-LoadBalancing configures them (haproxy_backend",
+        "and keepalived_vip defaults: checks every 1 s, DOWN after 2, `timeout connect 1s`, a failed",
+        "connection marks the server DOWN and is retried on another one; VRRP advert every 1 s,",
+        "nopreempt) and a stand-in apiserver (HTTPS /readyz) on each. A client on this machine opens",
+        "a new TLS connection through the VIP every 50 ms (GET /readyz, 2 s timeout). A crash is",
+        "`podman kill` (SIGKILL of the whole container: no VRRP goodbye); the node is then started",
+        f"again. Medians of {crashes} crashes of each kind (min-max in brackets).",
+        "",
+        "| family | VIP holder crash: VIP moved | endpoint answers again | failed requests | other node crash: failed requests | crashed node back: serving after | failed requests | VIP moved on return |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+
+    def spread(values: list[float], unit: str = "") -> str:
+        return f"{median(values):.1f}{unit} ({min(values):.1f}-{max(values):.1f})"
+
+    for family, rounds in reliability.items():
+        holder = rounds["holder"]
+        restarts = rounds["restart"]
+        flaps = sum(1 for r in restarts if len(r["holders_seen"]) > 1 or r["vrrp_state"] != "BACKUP")
+        lines.append(
+            f"| {family} | {spread([h['vip_moved'] for h in holder], ' s')} "
+            f"| {spread([h['answering_after'] for h in holder], ' s')} "
+            f"| {spread([len(h['failed']) for h in holder])} "
+            f"| {spread([len(o['failed']) for o in rounds['without_vip']])} "
+            f"| {spread([r['serving_after'] for r in restarts], ' s')} "
+            f"| {spread([len(r['failed']) for r in restarts])} "
+            f"| {'no' if flaps == 0 else f'{flaps} of {len(restarts)}'} |"
+        )
+    lines += [
+        "",
+        "The failed requests of a crash of the VIP holder are those sent to the old holder before",
+        "the VIP moved. A crash of another node fails at most the one request its apiserver was",
+        "serving at that instant (a TCP balancer cannot move a request already sent); new",
+        "connections go to the other servers. `make test` asserts these bounds with room for a",
+        "busy machine (tests/ansible/test_ha_endpoint.py: answering again within 8 s, at most one",
+        "failed request).",
+        "",
+    ]
+    return lines
+
+
 def binary_sizes() -> dict[str, int]:
     sizes = {p.name: p.stat().st_size for p in sorted((REPO / "plugins/modules").iterdir()) if p.suffix != ".yml"}
     sizes["runtime_probe (test only)"] = (REPO / "build/test-modules/runtime_probe").stat().st_size
@@ -442,6 +519,7 @@ def report(results: dict, out: Path, args) -> str:
     lines += report_initcluster(results.get("initcluster"), results.get("scale"))
     lines += report_scale(results.get("scale"))
     lines += report_size(results)
+    lines += report_reliability(results.get("reliability"))
     text = "\n".join(lines)
     out.write_text(text)
     return text
@@ -676,7 +754,8 @@ def main() -> None:
     parser.add_argument("--scale-reruns", default="3,3,3", help="no-op re-runs per size (--scales order)")
     parser.add_argument("--ways", default="fast,standard,stock", help="ways of the scale section")
     parser.add_argument("--standard-scales", default="", help="sizes that also run the standard path")
-    parser.add_argument("--sections", default="per-task,initcluster,scale")
+    parser.add_argument("--crashes", type=int, default=3, help="crashes of each kind per IP family (reliability)")
+    parser.add_argument("--sections", default="per-task,initcluster,scale,reliability")
     parser.add_argument("--out", default=str(REPO / "docs/benchmarks.md"))
     args = parser.parse_args()
     sections = args.sections.split(",")
@@ -692,6 +771,8 @@ def main() -> None:
         results["scale"] = scale_section(work, ansible, [int(r) for r in args.scale_reruns.split(",")],
                                          [int(c) for c in args.scales.split(",")],
                                          args.ways.split(","), [int(c) for c in args.standard_scales.split(",") if c])
+    if "reliability" in sections:
+        results["reliability"] = reliability_section(work, args.crashes)
     results["sizes"] = binary_sizes()
     results["size_floor"] = size_floor(work)
     results["duration_s"] = time.time() - results["started"]

@@ -59,7 +59,11 @@ class Suite:
         """What the first run changes in Debian's config.toml (migrated to version 3 on sid)."""
         if self.config_version == 2:
             cri = 'plugins."io.containerd.grpc.v1.cri"'
+            # Declaring the runc table replaces containerd 1.x's default entry for it, so
+            # the module writes what that entry carries (runtime_type; sandbox_mode on 1.7).
+            defaults = ["runtime_type"] + (["sandbox_mode"] if self.containerd == "1.7." else [])
             return [
+                *(f"{cri}.containerd.runtimes.runc.{key}" for key in defaults),
                 f"{cri}.containerd.runtimes.runc.options.SystemdCgroup",
                 f"{cri}.sandbox_image",
                 f"{cri}.registry.config_path",
