@@ -85,7 +85,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	scripts/fuzz.sh $(FUZZ_SECONDS)
 
-lab: build setup
+lab: setup build
 	PATH="$(VENV)/bin:$$PATH" scripts/lab.sh up
 
 lab-destroy:
